@@ -1,0 +1,1 @@
+"""Pure-Python core of the console. Never imports streamlit."""
