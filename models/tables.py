@@ -109,7 +109,7 @@ class TallyEvent(SQLModel, table=True):
     username: str = Field(default="", max_length=64)
     device: str = Field(default="", max_length=64)
     tap_id: str = Field(max_length=64, unique=True)  # client-made id: a retried tap counts once
-    undoes: int | None = None  # id of the tally event this one compensates
+    undoes: int | None = Field(default=None, unique=True)  # the tally event this one compensates (once)
     at: datetime = Field(default_factory=utcnow)
 
 

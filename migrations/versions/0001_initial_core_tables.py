@@ -168,7 +168,8 @@ def upgrade() -> None:
     sa.Column('at', sqlmodel.sql.sqltypes.UTCDateTime(), nullable=False),
     sa.ForeignKeyConstraint(['submission_id'], ['submissions.id'], ),
     sa.PrimaryKeyConstraint('id'),
-    sa.UniqueConstraint('tap_id')
+    sa.UniqueConstraint('tap_id'),
+    sa.UniqueConstraint('undoes')
     )
     with op.batch_alter_table('tally_events', schema=None) as batch_op:
         batch_op.create_index('ix_tally_sub_counter', ['submission_id', 'counter'], unique=False)
