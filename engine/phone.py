@@ -81,8 +81,13 @@ def check_phone(text: str) -> str:
     number = _mobile(prepared) or _landline(prepared)
     if number:
         return number
-    digits = _SEPARATORS.sub("", prepared).removeprefix("+86")
-    raise FieldProblem("phone.mobile" if re.fullmatch(r"1[0-9]{5,14}", digits) else "phone.invalid")
+    raise FieldProblem("phone.mobile" if _looks_mobile(prepared) else "phone.invalid")
+
+
+def _looks_mobile(text: str) -> bool:
+    """A mobile prefix (13x–19x) with too few / many digits, or a 1 with nearly 11 digits."""
+    digits = _SEPARATORS.sub("", text).removeprefix("+86")
+    return bool(re.fullmatch(r"1[3-9][0-9]{3,}|1[0-9]{9,11}", digits))
 
 
 def is_mobile(number: str) -> bool:
