@@ -356,13 +356,22 @@ def test_valid_sample_record_validates(slug: str, sample: dict[str, Any]) -> Non
             assert key in clean, key
 
 
+def _code_matches(code: str, expected: str) -> bool:
+    """An expected code ending in "." names a family of codes (e.g. "phone." for any phone problem)."""
+    return code.startswith(expected) if expected.endswith(".") else code == expected
+
+
 @pytest.mark.parametrize(("slug", "sample"), _samples("invalid"))
 def test_invalid_sample_record_fails_on_the_expected_fields(slug: str, sample: dict[str, Any]) -> None:
     from engine.validate import visible_fields
 
     clean, errors = _validate(slug, sample["data"])
-    got = {key: problem.code for key, problem in errors.items()}
-    assert got == sample["errors"], {k: p.message("en") for k, p in errors.items()}
+    expected: dict[str, str] = sample["errors"]
+    got = {
+        key: expected[key] if key in expected and _code_matches(problem.code, expected[key]) else problem.code
+        for key, problem in errors.items()
+    }
+    assert got == expected, {k: p.message("en") for k, p in errors.items()}
     # Values given for hidden fields (show_if false) are neither checked nor kept.
     visible = {f.key for f in visible_fields(_parse(slug), sample["data"])}
     assert set(clean) <= visible
