@@ -209,8 +209,14 @@ def check_document(text: str, doc_type: str | None = None, today: date | None = 
 
 
 def loose_document(text: str) -> str:
-    """Normalise a number whose document type is not known yet (any 4–40 characters)."""
-    return _other(text, None).upper()
+    """Normalise a number whose document type is not known yet (validate checks it for its type later).
+
+    Only an over-long number (more than 40 characters) is refused here.
+    """
+    number = normalise(text)
+    if len(number) > 40:
+        raise FieldProblem("id.other")
+    return number
 
 
 _SEX_ALIASES = {"male": "male", "m": "male", "男": "male", "female": "female", "f": "female", "女": "female"}

@@ -258,7 +258,7 @@ INVALID: list[tuple[str, Any, str]] = [
     ("id_number", make_id("440803", "19900230", 1), "id.birth_date"),
     ("id_number", make_id("440803", "20260316", 1), "id.future"),  # ctx.today is 2026-03-15
     ("id_number", "12345", "id.length"),
-    ("id_any_doc", "ab", "id.other"),
+    ("id_any_doc", "x" * 41, "id.other"),
     ("reference", 0, "field.reference"),
     ("reference", "-3", "field.reference"),
     ("reference", "abc", "field.reference"),
