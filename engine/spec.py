@@ -87,9 +87,9 @@ _FLOAT = "tag:yaml.org,2002:float"
 _TIMESTAMP = "tag:yaml.org,2002:timestamp"
 _BOOL_RE = re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$")
 _INT_RE = re.compile(r"^[-+]?(?:0|[1-9][0-9]*)$")
+# Floats need a dot (``1e5`` stays text, as in YAML 1.1); what the dumper writes always has one.
 _FLOAT_RE = re.compile(
-    r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?[0-9]+[eE][-+]?[0-9]+"
-    r"|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
+    r"^(?:[-+]?(?:[0-9]+\.[0-9]*|\.[0-9]+)(?:[eE][-+]?[0-9]+)?|[-+]?\.(?:inf|Inf|INF)|\.(?:nan|NaN|NAN))$"
 )
 
 
@@ -119,8 +119,11 @@ class _Dumper(yaml.SafeDumper):
 _Dumper.add_implicit_resolver(_FLOAT, _FLOAT_RE, list("-+0123456789."))
 
 
+_ODD_BREAKS = re.compile("[\x85\u2028\u2029]")  # PyYAML folds these away unless escaped
+
+
 def _represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
-    style = "|" if "\n" in data else None
+    style = '"' if _ODD_BREAKS.search(data) else "|" if "\n" in data else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
 
@@ -874,7 +877,7 @@ class _Checker:
         if op not in _NO_VALUE_OPS:
             value = raw.get("value")
             if value is None or (op in _LIST_OPS and not isinstance(value, list)):
-                self.add("spec.show_if_missing_value", path + ("value",) if "value" in raw else path, key, op=op,
+                self.add("spec.show_if_missing_value", path + ("value" if "value" in raw else "op",), key, op=op,
                          list_zh="（一个列表）" if op in _LIST_OPS else "",
                          list_en=" (a list)" if op in _LIST_OPS else "")
                 ok = False

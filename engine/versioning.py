@@ -230,6 +230,7 @@ class _Planner:
         key = n.key
         if not compatible_type(o, n):
             self.refuse("version.type_changed", key, old_type=o.type, new_type=n.type)
+            return o  # refused: the plan keeps the field as it was (and stays a valid spec)
         if o.retired and not n.retired:
             self.change("restored", key, type=n.type)
         elif n.retired and not o.retired:
@@ -241,7 +242,7 @@ class _Planner:
         if o.section != n.section:
             self.change("reordered", key, section={"old": o.section, "new": n.section})
         update: dict[str, Any] = {}
-        if o.type in _CHOICE_TYPES or n.type in _CHOICE_TYPES:
+        if n.type in _CHOICE_TYPES:
             choices = self.choices(o, n)
             if choices is not None:
                 update["choices"] = choices
