@@ -56,15 +56,21 @@ def new_tap_id() -> str:
     return uuid.uuid4().hex
 
 
-def _counter_keys(engine: Engine, sub: Submission) -> tuple[str, set[str]]:
+_VERSION_COUNTERS: dict[tuple[str, int, int], tuple[str, frozenset[str]]] = {}
+
+
+def _version_counters(engine: Engine, sub: Submission) -> tuple[str, frozenset[str]]:
+    """(form slug, counter keys) of the record's own form version; versions are immutable."""
     from engine.forms import get_spec
 
-    with session_scope(engine, write=False) as s:
-        slug = s.exec(select(Form.slug).where(Form.id == sub.form_id)).scalar_one()  # type: ignore[call-overload]
-    spec = get_spec(engine, slug, sub.form_version)
-    latest = get_spec(engine, slug)
-    keys = {f.key for f in spec.counters} | {f.key for f in latest.counters}
-    return slug, keys
+    key = (str(engine.url), sub.form_id, sub.form_version)
+    hit = _VERSION_COUNTERS.get(key)
+    if hit is None:
+        with session_scope(engine, write=False) as s:
+            slug = s.exec(select(Form.slug).where(Form.id == sub.form_id)).scalar_one()  # type: ignore[call-overload]
+        spec = get_spec(engine, slug, sub.form_version)
+        hit = _VERSION_COUNTERS[key] = (slug, frozenset(f.key for f in spec.counters))
+    return hit
 
 
 def _live_event(engine: Engine, event_id: int) -> Submission:
@@ -76,12 +82,18 @@ def _live_event(engine: Engine, event_id: int) -> Submission:
 
 
 def check_counter(engine: Engine, event_id: int, counter: str) -> str:
-    """Return the event's form slug; raise if the event or its counter does not exist."""
+    """Return the event's form slug; raise if the event or its counter does not exist.
+
+    A counter is valid if the event's own form version declares it, or the current version does
+    (a counter added later can be tallied on older events too).
+    """
+    from engine.forms import get_spec
+
     sub = _live_event(engine, event_id)
-    slug, keys = _counter_keys(engine, sub)
-    if counter not in keys:
-        raise EngineError("tally.no_counter", form=slug, counter=counter)
-    return slug
+    slug, keys = _version_counters(engine, sub)
+    if counter in keys or counter in {f.key for f in get_spec(engine, slug).counters}:
+        return slug
+    raise EngineError("tally.no_counter", form=slug, counter=counter)
 
 
 def _sum(s: object, event_id: int, counter: str) -> int:
