@@ -6,13 +6,17 @@ Debian/Ubuntu, Fedora/Arch, Windows and macOS are tried, then a scan of the usua
 Nothing found -> `EngineError("pdf.no_font")`, whose message says how to fix it: the console never
 prints empty boxes.
 
-Speed: fpdf2 parses a TrueType font (cmap, widths, glyph ids: ~0.5 s for WenQuanYi MicroHei, more
-for Noto CJK) on every `add_font`. That parse is done ONCE per process per font: the parsed
-`TTFFont` is kept as a template (`_FONT_TEMPLATES`), and each new document gets a shallow copy
-sharing the read-only tables (cmap, widths, glyph ids, descriptor) with fresh per-document state
-(subset map, glyph usage, and a lazily opened fontTools handle, because fpdf2 subsets that handle
-in place when it writes the file). Measured here (wqy-microhei, 2 cores): `add_font` 0.49-0.63 s per
-document before; 0.6 ms per document with the template (see `tests/unit/test_pdf.py`).
+Speed: fpdf2 parses a TrueType font (cmap, widths, glyph ids) on every `add_font`, and fontTools
+decodes the glyph names ('post') and outlines ('glyf') again when the document is written and the
+font subset. Both happen ONCE per process per font here: the `TTFFont` fpdf2 parsed is kept as a
+template (`_FONT_TEMPLATES`); each new document gets a shallow copy sharing the read-only tables
+(cmap, widths, glyph ids, descriptor) with fresh per-document state (subset map, glyph usage), and
+a fresh fontTools handle that shares the already decoded glyph order, 'post' and 'glyf' (glyphs are
+copied on read, because the subsetter rewrites the glyphs it keeps). The embedded subset is
+byte-identical to plain fpdf2's (tests/unit/test_pdf.py checks it). Measured here (2 cores,
+wqy-microhei, a one-page document): plain fpdf2 0.45 s per document when idle (add_font 0.49-0.63 s
+alone, output 0.12-0.25 s); with the template: `Document()` 1-4 ms, whole document 0.2-0.3 s; under
+load 1.1-1.7 s vs 0.24-0.67 s. CFF-outline fonts (Noto CJK) share the fpdf2 parse only.
 
 Text is emitted as real text: fpdf2 embeds a subset of the TrueType font (/FontFile2), so
 `pdftotext` extracts it.
@@ -223,15 +227,82 @@ def _notdef_was_patched(ref: FontRef) -> bool:
         raw.close()
 
 
+class _CopyOnRead(dict):
+    """A view of the template's decompiled glyphs that hands out copies.
+
+    fontTools' subsetter rewrites the glyphs it keeps (component ids remapped, data trimmed):
+    each document must get its own glyph objects, but only for the few hundred glyphs it uses.
+    """
+
+    def __init__(self, source: dict) -> None:
+        super().__init__()
+        self._source = source
+
+    def __getitem__(self, key: str) -> Any:
+        if dict.__contains__(self, key):
+            return dict.__getitem__(self, key)
+        return copy.copy(self._source[key])
+
+    def __contains__(self, key: object) -> bool:
+        return dict.__contains__(self, key) or key in self._source
+
+    def __iter__(self):
+        return iter(self._source)
+
+    def __len__(self) -> int:
+        return len(self._source)
+
+    def keys(self):  # type: ignore[override]
+        return self._source.keys()
+
+    def values(self):  # type: ignore[override]
+        return (self[k] for k in self._source)
+
+    def items(self):  # type: ignore[override]
+        return ((k, self[k]) for k in self._source)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        if key not in self:
+            return default
+        return self[key]
+
+
+def _fresh_ttfont(ref: FontRef, source: Any) -> Any:
+    """A per-document fontTools handle for fpdf2 to subset (it subsets in place).
+
+    For TrueType-outline fonts the expensive tables (glyph order, 'post' names, 'glyf') are shared
+    with the process-wide parsed `source` instead of being decoded again: 'post' as a shallow copy
+    (the subsetter only reassigns its attributes), 'glyf' as a shallow copy whose glyphs are copied
+    when read. Other tables load lazily from the file (cheap). CFF fonts get a plain fresh handle.
+    """
+    from fontTools import ttLib
+
+    tt = ttLib.TTFont(ref.path, recalcTimestamp=False, fontNumber=ref.index, lazy=True)
+    if "glyf" not in source or "post" not in source:
+        return tt
+    with _LOCK:
+        src_glyf = source["glyf"]
+        src_post = source["post"]
+        order = source.getGlyphOrder()
+    tt.setGlyphOrder(list(order))
+    post = copy.copy(src_post)
+    post.extraNames = list(getattr(src_post, "extraNames", []))
+    tt.tables["post"] = post
+    glyf = copy.copy(src_glyf)
+    glyf.glyphs = _CopyOnRead(src_glyf.glyphs)
+    glyf.glyphOrder = list(src_glyf.glyphOrder)
+    tt.tables["glyf"] = glyf
+    return tt
+
+
 def _attach_font(pdf: FPDF, ref: FontRef) -> None:
     """Register the CJK font on `pdf` reusing the process-wide parse (see module doc)."""
-    from fontTools import ttLib
 
     tmpl = _template(ref)
     try:
         font = copy.copy(tmpl)
         font.i = len(pdf.fonts) + 1
-        font.ttfont = ttLib.TTFont(ref.path, recalcTimestamp=False, fontNumber=ref.index, lazy=True)
+        font.ttfont = _fresh_ttfont(ref, tmpl.ttfont)
         if _NEEDS_FULL_PARSE.get((ref.path, ref.index)):
             raise AttributeError("font lacks .notdef (fpdf2 patches its glyf): use the full add_font path")
         font.missing_glyphs = []
