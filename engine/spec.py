@@ -187,8 +187,8 @@ register(
             "en": "Cannot read the form definition file '{path}': it does not exist or is not UTF-8 text. Check the path and save the file as UTF-8.",
         },
         "spec.format_unknown": {
-            "zh": "不认识的文件格式「{fmt}」。表单定义请使用 .yaml、.yml 或 .json 文件。",
-            "en": "Unknown file format '{fmt}'. Use a .yaml, .yml or .json file for a form definition.",
+            "zh": "不认识的文件格式「{fmt}」。表单定义请使用 .yaml、.yml、.json 或 .xlsx（XLSForm）文件。",
+            "en": "Unknown file format '{fmt}'. Use a .yaml, .yml, .json or .xlsx (XLSForm) file for a form definition.",
         },
         "spec.not_mapping": {
             "zh": "表单定义应当是一组「名称: 值」的设置（例如 slug: intake），现在读到的是{got}。请从模板复制后再修改。",
@@ -501,6 +501,31 @@ def _node_lines(root: yaml.Node | None) -> tuple[Lines, list[tuple[str, int, int
     return lines, dups
 
 
+def _alias_loop(root: yaml.Node | None) -> yaml.Node | None:
+    """A collection node that contains itself through an alias (``&a [*a]``), if any."""
+    done: set[int] = set()
+    on_path: set[int] = set()
+
+    def visit(node: yaml.Node) -> yaml.Node | None:
+        if id(node) in on_path:
+            return node
+        if id(node) in done or isinstance(node, yaml.ScalarNode):
+            return None
+        on_path.add(id(node))
+        children = (
+            [v for pair in node.value for v in pair] if isinstance(node, yaml.MappingNode) else list(node.value)
+        )
+        for child in children:
+            found = visit(child)
+            if found is not None:
+                return found
+        on_path.discard(id(node))
+        done.add(id(node))
+        return None
+
+    return visit(root) if root is not None else None
+
+
 def _syntax_problem(exc: Exception, fmt: str) -> Problem:
     if isinstance(exc, json.JSONDecodeError):
         line, column, detail = exc.lineno, exc.colno, exc.msg
@@ -552,11 +577,17 @@ def load_source(
             return data, lines, []
     try:
         node = yaml.compose(text, Loader=_Loader)
-        loader = _Loader("")
-        data = loader.construct_document(node) if node is not None else None
+        # lines first: constructing flattens merge keys (``<<: *anchor``) into the nodes
+        lines, dups = _node_lines(node)
+        loop = _alias_loop(node)
+        if loop is not None:
+            return None, None, [Problem("spec.syntax", {"line": loop.start_mark.line + 1,
+                                                        "column": loop.start_mark.column + 1,
+                                                        "detail": "an alias (*name) refers to its own anchor",
+                                                        "fmt": "yaml"}, row=loop.start_mark.line + 1)]
+        data = _Loader("").construct_document(node) if node is not None else None
     except yaml.YAMLError as exc:
         return None, None, [_syntax_problem(exc, "yaml")]
-    lines, dups = _node_lines(node)
     problems = [
         Problem("spec.duplicate_key", {"key": key, "first_line": first, "line": line, "path": _fmt_path(path)},
                 row=line)
@@ -1224,9 +1255,12 @@ def parse_spec(
     known_lists: set[str] | None = None,
     known_forms: set[str] | None = None,
 ) -> FormSpec:
-    """Read and check a spec from a dict, YAML / JSON text, or a .yaml / .yml / .json file.
+    """Read and check a spec from a dict, YAML / JSON text, or a .yaml / .yml / .json file
+    (an .xlsx XLSForm file is read by `engine.xlsform.import_xlsform`; its warnings are dropped).
 
     Raises `SpecError("spec.invalid", problems=[...], form=slug, count=n)` listing every problem."""
+    if isinstance(source, Path) and (fmt or source.suffix.lower().lstrip(".")) == "xlsx":
+        return _parse_xlsx(source, known_lists, known_forms)
     data, lines, load_problems = load_source(source, fmt)
     if load_problems and data is None:
         raise SpecError("spec.invalid", problems=load_problems, form="?", count=len(load_problems))
@@ -1234,6 +1268,21 @@ def parse_spec(
     spec, problems = checker.run()
     if spec is None or problems:
         slug = checker.slug or "?"
+        raise SpecError("spec.invalid", problems=problems, form=slug, count=len(problems))
+    return spec
+
+
+def _parse_xlsx(path: Path, known_lists: set[str] | None, known_forms: set[str] | None) -> FormSpec:
+    try:
+        from engine.xlsform import import_xlsform
+    except ImportError:
+        problems = [Problem("spec.format_unknown", {"fmt": path.suffix})]
+        raise SpecError("spec.invalid", problems=problems, form="?", count=1) from None
+    spec, problems, _warnings = import_xlsform(path)
+    if spec is not None and not problems:
+        spec, problems = check_spec(spec, known_lists=known_lists, known_forms=known_forms)
+    if spec is None or problems:
+        slug = next((p.form for p in problems if p.form), None) or path.stem
         raise SpecError("spec.invalid", problems=problems, form=slug, count=len(problems))
     return spec
 

@@ -550,3 +550,34 @@ def test_parse_error_names_the_form_and_counts():
     assert info.value.params == {"form": "demo", "count": 1}
     assert "[spec.field_type_unknown]" in info.value.describe("en")
     assert isinstance(parse_spec({"slug": "demo", "title": "演示"}), FormSpec)
+
+
+def test_xlsx_files_are_read_as_xlsforms(tmp_path: Path):
+    xlsform = pytest.importorskip("engine.xlsform")
+    spec = parse_spec(HEAD + "  - key: sex\n    type: select\n    label: {zh: 性别, en: Sex}\n    choices: [男, 女]\n")
+    (tmp_path / "demo.xlsx").write_bytes(xlsform.export_xlsform(spec))
+    assert parse_spec(tmp_path / "demo.xlsx") == spec
+    (tmp_path / "broken.xlsx").write_bytes(b"not a workbook")
+    with pytest.raises(SpecError) as info:
+        parse_spec(tmp_path / "broken.xlsx")
+    assert info.value.problems and all(p.code in MESSAGES for p in info.value.problems)
+
+
+def test_yaml_anchors_and_merge_keys_are_not_duplicates():
+    spec = parse_spec("""\
+slug: demo
+title: 演示
+fields:
+  - &contact {key: phone, type: phone, label: 电话, sensitive: true}
+  - <<: *contact
+    key: agent_phone
+    label: 代理人电话
+""")
+    assert [(f.key, f.type, f.sensitive, f.label["zh"]) for f in spec.fields] == [
+        ("phone", "phone", True, "电话"), ("agent_phone", "phone", True, "代理人电话")]
+
+
+def test_a_self_referring_yaml_alias_is_a_coded_problem():
+    with pytest.raises(SpecError) as info:
+        parse_spec("slug: demo\ntitle: 演示\nfields: &f\n  - *f\n")
+    assert [(p.code, p.row) for p in info.value.problems] == [("spec.syntax", 3)]
