@@ -165,11 +165,13 @@ def _fresh(base: str) -> None:
 
 
 def _saved_banner(slug: str, saved: dict, lg: str) -> None:
+    from engine.forms import get_spec
     from ui.records_view import record_link
 
     number = saved.get("number") or f"#{saved['id']}"
     st.success(t("entry.saved", number=md_escape(number)), icon=":material/check_circle:")
-    record_link(slug, saved["id"], t("entry.open_record", number=number))
+    if form_allows(actor(), get_spec(db(), slug), "view"):  # the records page exists for this role
+        record_link(slug, saved["id"], t("entry.open_record", number=number))
 
 
 def _error_summary(spec: FormSpec, errors: dict, lg: str) -> None:

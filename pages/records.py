@@ -376,7 +376,8 @@ def _edit_form(slug: str, record_id: int) -> None:
     spec = rec.edit_spec
     current_spec = _current_spec(eng, slug)
     protected = {}
-    if not may_reveal(who, current_spec):
+    revealed = bool(st.session_state.get(f"{base}__revealed")) and may_reveal(who, current_spec)
+    if not revealed:  # cleartext only after an audited reveal, and never for roles that may not reveal
         from ui.records_view import display_value
 
         protected = {f.key: display_value(f, snapshot["data"].get(f.key), lg, reveal=False)
@@ -553,20 +554,20 @@ def _workflow_panel(eng: Any, who: Any, lg: str, rec: Any) -> None:
 # --- children -----------------------------------------------------------------------------------------
 def _children(eng: Any, who: Any, lg: str, rec: Any) -> None:
     from engine.fields import display_lists
-    from engine.forms import choice_lists, get_spec, list_forms
+    from engine.forms import choice_lists
+    from engine.home_queries import viewable_forms
     from engine.queries import ListQuery
     from engine.storage import children
     from ui.records_view import cell_text, local_time, record_link
 
-    kids = [info for info in list_forms(eng) if info.parent == rec.slug]
-    for info in kids:
-        child_spec = get_spec(eng, info.slug)
-        if not form_allows(who, child_spec, "view"):
-            continue
-        st.subheader(md_escape(info.label(lg)), divider="gray")
+    # forms the user may view whose records hang under this form's records (no record counts needed)
+    kids = [(slug, spec) for slug, _id, spec in viewable_forms(eng, who) if spec.parent == rec.slug]
+    for child_slug, child_spec in kids:
+        label = ltext(child_spec.title, lg) or child_slug
+        st.subheader(md_escape(label), divider="gray")
         if form_allows(who, child_spec, "submit") and not rec.deleted:
-            record_link(info.slug, rec.id, t("records.add_child", form=info.label(lg)), kind="entry", param="parent")
-        page = children(eng, rec.id, info.slug, ListQuery(page=1, page_size=CHILD_ROWS), actor=who)
+            record_link(child_slug, rec.id, t("records.add_child", form=label), kind="entry", param="parent")
+        page = children(eng, rec.id, child_slug, ListQuery(page=1, page_size=CHILD_ROWS), actor=who)
         if not page.items:
             st.caption(t("records.no_children"))
             continue

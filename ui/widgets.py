@@ -329,9 +329,28 @@ def w_checklist(
     return out
 
 
+def rating_bounds(field: FieldSpec) -> tuple[int, int]:
+    low = int(field.min) if field.min is not None else 1
+    high = int(field.max) if field.max is not None else 5
+    return low, high
+
+
+def _stars(field: FieldSpec) -> bool:
+    """A 1-5 rating is five stars (st.feedback); any other range is a row of numbers."""
+    return rating_bounds(field) == (1, 5)
+
+
 def w_rating(field: FieldSpec, value: Any, key: str, lang: str, disabled: bool, ctx: WidgetContext | None = None) -> int | None:
-    st.markdown(field_label(field, lang), help=field_help(field, lang))
     current = _as_number(value, integer=True)
+    low, high = rating_bounds(field)
+    if not _stars(field):
+        options = list(range(low, high + 1))
+        picked = st.segmented_control(
+            field_label(field, lang), options, default=current if current in options else None, key=key,
+            help=field_help(field, lang), disabled=disabled,
+        )
+        return None if picked is None else int(picked)
+    st.markdown(field_label(field, lang), help=field_help(field, lang))
     default = int(current) - 1 if current is not None and 1 <= current <= 5 else None
     picked = st.feedback("stars", key=key, default=default, disabled=disabled)
     return None if picked is None else int(picked) + 1
@@ -461,7 +480,6 @@ WIDGETS: dict[str, Renderer] = {
 # Types whose answer is not the plain session-state value of the widget key (used to peek at the
 # live answers before the widgets are drawn, so that show_if reacts on the same rerun).
 _PEEK: dict[str, Callable[[Any], Any]] = {
-    "rating": lambda v: None if v is None else int(v) + 1,
     "date": lambda v: v.isoformat() if isinstance(v, date) else v,
     "datetime": lambda v: v.replace(tzinfo=None).isoformat(timespec="seconds") if isinstance(v, datetime) else v,
     "time": lambda v: v.strftime("%H:%M") if isinstance(v, time) else v,
@@ -475,6 +493,8 @@ def peek(field: FieldSpec, key: str) -> tuple[bool, Any]:
     if field.type in ("checklist", "note", "counter") or key not in st.session_state:
         return False, None
     value = st.session_state[key]
+    if field.type == "rating" and _stars(field):
+        return True, None if value is None else int(value) + 1
     convert = _PEEK.get(field.type)
     return True, convert(value) if convert else value
 

@@ -5,6 +5,7 @@ delete / restore for admins only, refusals by URL, child records."""
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import pytest
@@ -325,3 +326,70 @@ def test_english_list(env: PageEnv) -> None:
     assert "1 records, page 1 of 1" in _caption(at)
     assert "Name" in list(at.dataframe[0].value.columns)
 
+
+
+def test_date_range_created_by_state_filters_and_sort(env: PageEnv) -> None:
+    a = make_intake(env, "甲一", 131, day="2026-01-10")
+    b = make_intake(env, "乙二", 133, day="2026-02-10", username="staff2")
+    c = make_intake(env, "丙三", 135, day="2026-03-10")
+    from engine.storage import transition
+
+    transition(env.engine, b, "accept", actor=env.actor("manager"))
+    at = env.app(records_page, "manager", "intake").run()
+    assert list(at.dataframe[0].value["编号"]) == [f"#{c}", f"#{b}", f"#{a}"]  # newest first
+    at.date_input(key=B + "from").set_value(date(2026, 2, 1))
+    at.date_input(key=B + "to").set_value(date(2026, 2, 28)).run()
+    assert list(at.dataframe[0].value["姓名"]) == ["乙二"]
+    at.date_input(key=B + "from").set_value(None)
+    at.date_input(key=B + "to").set_value(None).run()
+    at.selectbox(key=B + "by").set_value("staff2").run()
+    assert list(at.dataframe[0].value["姓名"]) == ["乙二"]
+    assert list(at.dataframe[0].value["登记人"]) == ["陈干事"]
+    at.selectbox(key=B + "by").set_value(None).run()
+    at.selectbox(key=B + "state").set_value("applied").run()
+    assert sorted(at.dataframe[0].value["姓名"]) == ["丙三", "甲一"]
+    at.selectbox(key=B + "state").set_value(None).run()
+    at.selectbox(key=B + "sort").set_value("application_date")
+    at.toggle(key=B + "desc").set_value(False).run()
+    assert list(at.dataframe[0].value["姓名"]) == ["甲一", "乙二", "丙三"]
+    assert "证件号码" not in at.selectbox(key=B + "sort").options
+
+
+def test_inactive_choice_is_offered_only_to_records_that_have_it(env: PageEnv) -> None:
+    rid = make_intake(env, "蒋十六", 137, education="primary")
+    spec = get_spec(env.engine, "intake").to_dict()
+    for f in spec["fields"]:
+        if f["key"] == "education":
+            f["choices"] = [c for c in f["choices"] if c["value"] != "primary"]
+    publish(env.engine, spec, actor=SYSTEM)
+    at = env.app(records_page, "staff", "intake", id=rid).run()
+    button(at, "编辑").click().run()
+    box = next(w for w in at.selectbox if w.key.endswith("__education"))
+    assert "小学" in box.options and box.value == "primary"
+    button(at, "保存修改").click().run()
+    assert not at.exception and any("修改已保存" in s.value for s in at.success)
+    assert get_record(env.engine, rid, actor=env.actor("admin")).data["education"] == "primary"
+    from tests.app.entry_helpers import entry_page
+
+    new = env.app(entry_page, "staff", "intake").run()
+    assert "小学" not in new.selectbox(key="entry__intake__0__education").options
+
+
+def test_history_shows_edits_with_sensitive_values_masked(env: PageEnv) -> None:
+    rid = make_intake(env, "沈十七", 139)
+    at = env.app(records_page, "manager", "intake", id=rid).run()
+    button(at, "编辑").click().run()
+    phone = at.text_input(key=f"record__{rid}__form1__phone")
+    assert phone.value == "" and phone.placeholder == "138****5634"  # not revealed yet: masked in the form too
+    phone.input("13900001111")
+    at.text_input(key=f"record__{rid}__form1__occupation").input("保安").run()
+    button(at, "保存修改").click().run()
+    data = get_record(env.engine, rid, actor=env.actor("admin")).data
+    assert data["phone"] == "13900001111" and data["occupation"] == "保安"
+    assert data["id_number"].startswith("440803")  # untouched protected values are kept
+    staff = env.app(records_page, "staff", "intake", id=rid).run()
+    history = frame_text(staff)
+    assert "职业或工作单位: — → 保安" in history
+    assert "联系电话: 138****5634 → 139****1111" in history
+    assert "13900001111" not in history and "13802715634" not in history
+    assert "王主任" in history and "修改" in history
