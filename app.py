@@ -31,5 +31,5 @@ else:
         page = st.navigation([st.Page(render_placeholder, title=t("auth.login_title"), url_path=LOGIN_URL,
                                       icon=":material/login:")], position="hidden")
     else:
-        page = st.navigation(build_navigation(engine, actor, lang()))
+        page = st.navigation(build_navigation(engine, actor, lang()), expanded=True)
 page.run()
