@@ -567,6 +567,8 @@ class Document:
 
 
 def _numeric(text: str) -> bool:
+    if text.strip() == "—":
+        return True
     t = text.replace(",", "").replace("%", "").replace("+", "").replace("-", "", 1).strip()
     return bool(t) and t.replace(".", "", 1).isdigit()
 

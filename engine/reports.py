@@ -198,6 +198,7 @@ class Report:
             (f.label_for(lang), float(f.value or 0))
             for f in self.figures()
             if f.key.startswith(prefix) and f.key.count(".") == prefix.count(".") and f.unit != "percent"
+            and not f.key.endswith(".total")
         ]
         return ltext(title, lang), bars
 
@@ -290,20 +291,20 @@ def year_range(first_year: int, last_year: int | None = None) -> tuple[date, dat
 # SQL helpers
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
-class _Form:
+class FormScope:
     slug: str
     id: int
     spec: FormSpec  # the current version: it carries every key ever used (retired ones too)
 
 
-def _form(engine: Engine, slug: str) -> _Form | None:
+def _form(engine: Engine, slug: str) -> FormScope | None:
     from engine.forms import form_ref
 
     try:
         ref = form_ref(engine, slug)
     except NotFound:
         return None
-    return _Form(slug, ref.id, ref.spec)
+    return FormScope(slug, ref.id, ref.spec)
 
 
 def date_conditions(dialect: str, spec: FormSpec, d_from: date, d_to: date) -> list[ColumnElement[bool]]:
@@ -316,7 +317,7 @@ def date_conditions(dialect: str, spec: FormSpec, d_from: date, d_to: date) -> l
     return [Submission.created_at >= start, Submission.created_at < end]
 
 
-def base_conditions(dialect: str, form: _Form, d_from: date | None, d_to: date | None) -> list[ColumnElement[bool]]:
+def base_conditions(dialect: str, form: FormScope, d_from: date | None, d_to: date | None) -> list[ColumnElement[bool]]:
     conds: list[ColumnElement[bool]] = [Submission.form_id == form.id, Submission.deleted_at.is_(None)]
     if d_from is not None and d_to is not None:
         conds += date_conditions(dialect, form.spec, d_from, d_to)
@@ -399,7 +400,7 @@ def _with_extra(choices: list[tuple[str, LText]], *seen: Iterable[Any]) -> list[
 # --------------------------------------------------------------------------------------------------
 # per-period raw figures (one dict of plain numbers per period)
 # --------------------------------------------------------------------------------------------------
-def _raw_intake(conn: Connection, dialect: str, form: _Form, d_from: date, d_to: date) -> dict[str, Any]:
+def _raw_intake(conn: Connection, dialect: str, form: FormScope, d_from: date, d_to: date) -> dict[str, Any]:
     conds = base_conditions(dialect, form, d_from, d_to)
     cat, route = json_field(dialect, "case_category"), json_field(dialect, "criminal_route")
     by = group_counts(conn, conds, cat, route, Submission.state)
@@ -410,17 +411,17 @@ def _raw_intake(conn: Connection, dialect: str, form: _Form, d_from: date, d_to:
     return out
 
 
-def _raw_simple(conn: Connection, dialect: str, form: _Form, d_from: date, d_to: date, *keys: str) -> dict[Any, int]:
+def _raw_simple(conn: Connection, dialect: str, form: FormScope, d_from: date, d_to: date, *keys: str) -> dict[Any, int]:
     conds = base_conditions(dialect, form, d_from, d_to)
     return group_counts(conn, conds, *(json_field(dialect, k) for k in keys))
 
 
-def _raw_events(conn: Connection, dialect: str, form: _Form, d_from: date, d_to: date) -> dict[str, Any]:
+def _raw_events(conn: Connection, dialect: str, form: FormScope, d_from: date, d_to: date) -> dict[str, Any]:
     conds = base_conditions(dialect, form, d_from, d_to)
     return {"by": group_counts(conn, conds, json_field(dialect, "target_group")), "tally": tally_sums(conn, conds)}
 
 
-def _raw_hearings(conn: Connection, dialect: str, form: _Form, d_from: date, d_to: date) -> tuple[int, int]:
+def _raw_hearings(conn: Connection, dialect: str, form: FormScope, d_from: date, d_to: date) -> tuple[int, int]:
     conds = base_conditions(dialect, form, d_from, d_to)
     n, persons = conn.execute(
         select(func.count(), func.coalesce(func.sum(json_number(dialect, "observer_count")), 0)).where(*conds)
@@ -428,7 +429,7 @@ def _raw_hearings(conn: Connection, dialect: str, form: _Form, d_from: date, d_t
     return int(n), int(round(float(persons or 0)))
 
 
-def _raw_integrity(conn: Connection, dialect: str, form: _Form, d_from: date, d_to: date) -> dict[str, int]:
+def _raw_integrity(conn: Connection, dialect: str, form: FormScope, d_from: date, d_to: date) -> dict[str, int]:
     """{YYYY-MM: distinct staff} for the months of the period (by the `month` field)."""
     month = json_field(dialect, "month")
     staff = json_field(dialect, "staff")
@@ -450,7 +451,7 @@ class _Raw:
     archive: dict[Any, int] | None = None
 
 
-def _collect(engine: Engine, forms: dict[str, _Form | None], d_from: date, d_to: date) -> _Raw:
+def _collect(engine: Engine, forms: dict[str, FormScope | None], d_from: date, d_to: date) -> _Raw:
     dialect = engine.dialect.name
     raw = _Raw()
     with engine.connect() as conn:
@@ -475,7 +476,7 @@ def _collect(engine: Engine, forms: dict[str, _Form | None], d_from: date, d_to:
 # figures
 # --------------------------------------------------------------------------------------------------
 class _Builder:
-    def __init__(self, cur: _Raw, prev: _Raw | None, d_from: date, d_to: date, forms: dict[str, _Form | None]):
+    def __init__(self, cur: _Raw, prev: _Raw | None, d_from: date, d_to: date, forms: dict[str, FormScope | None]):
         self.cur, self.prev, self.d_from, self.d_to, self.forms = cur, prev, d_from, d_to, forms
 
     def drill(self, slug: str, filters: dict[str, str] | None = None, states: Iterable[str] = (),
