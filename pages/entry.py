@@ -14,7 +14,7 @@ from engine.access import form_allows
 from engine.errors import EngineError, NotFound, PermissionDenied, ValidationFailed
 from models.spec import FormSpec, ltext
 from ui.i18n import t
-from ui.render import initial_values, render_form, show_problem
+from ui.render import forget_widgets, initial_values, render_form
 from ui.state import actor, db, lang
 from ui.widgets import md_escape, record_title
 
@@ -158,9 +158,7 @@ def _entry_form(slug: str, parent_id: int | None) -> None:
 def _fresh(base: str) -> None:
     """Start an empty form: new widget keys, and forget the old widgets' state."""
     old = st.session_state.get(f"{base}__gen", 0)
-    prefix = f"{base}__{old}__"
-    for name in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
-        del st.session_state[name]
+    forget_widgets(f"{base}__{old}")
     st.session_state[f"{base}__gen"] = old + 1
 
 
@@ -180,4 +178,4 @@ def _error_summary(spec: FormSpec, errors: dict, lg: str) -> None:
     st.error(t("entry.fix_errors", n=len(errors)) + "\n\n" + "\n".join(lines), icon=":material/warning:")
 
 
-__all__ = ["render_entry", "show_problem"]
+__all__ = ["render_entry"]

@@ -17,9 +17,9 @@ from engine.access import form_allows, may_reveal
 from engine.errors import ConflictError, EngineError, NotFound, PermissionDenied, ValidationFailed
 from models.spec import FieldSpec, FormSpec, ltext
 from ui.i18n import t
-from ui.render import render_form, show_problem
+from ui.render import forget_widgets, render_form
 from ui.state import actor, db, lang
-from ui.widgets import WidgetContext, md_escape, render_widget
+from ui.widgets import WidgetContext, choices_for, md_escape, render_widget
 
 PAGE_SIZES = (20, 50, 100)
 CHILD_ROWS = 20
@@ -124,8 +124,6 @@ def _list(eng: Any, who: Any, lg: str, slug: str, spec: FormSpec) -> None:
         grid = st.columns(3) if ff else []
         ctx = WidgetContext(choice_lists=lists)
         for i, f in enumerate(ff):
-            from ui.widgets import choices_for
-
             opts = {c.value: ltext(c.label, lg) or c.value for c in choices_for(f, ctx)}
             picked = grid[i % 3].multiselect(md_escape(ltext(f.label, lg) or f.key), list(opts),
                                              key=f"{base}__f__{f.key}", format_func=lambda v, o=opts: o.get(v, v),
@@ -135,7 +133,6 @@ def _list(eng: Any, who: Any, lg: str, slug: str, spec: FormSpec) -> None:
         include_deleted = False
         if who.can("records.delete"):
             include_deleted = st.toggle(t("records.include_deleted"), key=f"{base}__deleted")
-    desc = True
     size_cols = st.columns([2, 2, 2, 4], vertical_alignment="bottom")
     desc = size_cols[0].toggle(t("records.desc"), value=True, key=f"{base}__desc")
     page_size = size_cols[1].selectbox(t("records.page_size"), PAGE_SIZES, key=f"{base}__size")
@@ -353,9 +350,7 @@ def _start_edit(rec: Any) -> None:
 
 def _stop_edit(record_id: int) -> None:
     base = f"record__{record_id}"
-    prefix = f"{base}__form{st.session_state.get(f'{base}__gen', 0)}__"
-    for name in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
-        del st.session_state[name]
+    forget_widgets(f"{base}__form{st.session_state.get(f'{base}__gen', 0)}")
     for suffix in ("edit", "errors", "conflict"):
         st.session_state.pop(f"{base}__{suffix}", None)
 
@@ -515,8 +510,8 @@ def _workflow_panel(eng: Any, who: Any, lg: str, rec: Any) -> None:
     for step in steps:
         if step in simple:
             continue
-        with st.container(border=True):
-            st.markdown("**" + md_escape(workflow.transition_label(step, lg)) + "**")
+        icon = ":material/person_add:" if step.needs_field else ":material/edit_note:"
+        with st.expander(md_escape(workflow.transition_label(step, lg)), icon=icon):
             values = None
             reason = None
             if step.needs_field:
@@ -650,4 +645,4 @@ def history_summary(rec: Any, event: Any, lg: str) -> str:
     return "；".join(parts)
 
 
-__all__ = ["filter_fields", "history_summary", "list_fields", "render_records", "show_problem"]
+__all__ = ["filter_fields", "history_summary", "list_fields", "render_records"]

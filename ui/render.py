@@ -99,21 +99,10 @@ def derived_hint(spec: FormSpec, field: FieldSpec, text: Any, values: Mapping[st
 
 
 def _derive(spec: FormSpec, field: FieldSpec, text: str, values: Mapping[str, Any]) -> dict[str, Any]:
-    try:
-        from engine.validate import derive
+    """engine.validate.derive on the live values (nothing for an invalid or non-resident-ID number)."""
+    from engine.validate import derive
 
-        facts = derive(spec, {**{k: v for k, v in values.items()}, field.key: text}).get(field.key)
-        if facts:
-            return dict(facts)
-    except Exception:
-        pass
-    try:
-        from engine.idnumber import parse_id
-
-        info = parse_id(text)
-    except Exception:
-        return {}
-    return {"birth_date": info.birth_date, "sex": info.sex, "age": info.age}
+    return dict(derive(spec, {**values, field.key: text}).get(field.key) or {})
 
 
 def _render_protected(field: FieldSpec, stored: Any, masked: str, key: str, lang: str, disabled: bool,
@@ -187,8 +176,8 @@ def render_form(
     return raw
 
 
-def forget_widgets(spec: FormSpec, key_prefix: str) -> None:
-    """Drop the widget state of a form (e.g. after saving, before 'save and new')."""
+def forget_widgets(key_prefix: str) -> None:
+    """Drop the widget state of one rendered form (after saving, cancelling or reloading)."""
     prefix = key_prefix + "__"
     for name in [k for k in st.session_state if isinstance(k, str) and k.startswith(prefix)]:
         del st.session_state[name]
