@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any
 
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
@@ -70,8 +70,9 @@ Forms = list[tuple[str, int, FormSpec]]
 
 
 def awaiting(engine: Engine, actor: Actor, *, limit: int = 20, now: datetime | None = None,
-             forms: Forms | None = None) -> list[HomeItem]:
-    """Live records in states where the actor can act, overdue first, then by due date, then newest."""
+             forms: Forms | None = None, include_overdue: bool = True) -> list[HomeItem]:
+    """Live records in states where the actor can act, overdue first, then by due date, then newest
+    (`include_overdue=False`: only those not past their limit)."""
     now = now or utcnow()
     items: list[HomeItem] = []
     with session_scope(engine, write=False) as s:
@@ -86,6 +87,9 @@ def awaiting(engine: Engine, actor: Actor, *, limit: int = 20, now: datetime | N
                 .order_by(col(Submission.due_at).asc().nulls_last(), col(Submission.id).desc())
                 .limit(limit)
             )
+            if not include_overdue:
+                stmt = stmt.where(or_(col(Submission.due_at).is_(None), col(Submission.due_at) >= now,
+                                      col(Submission.paused_at).is_not(None)))
             for sub in s.execute(stmt).scalars().all():
                 items.append(HomeItem(slug, spec, sub, _is_overdue(sub, now)))
     items.sort(key=lambda i: (not i.overdue, _aware(i.submission.due_at) or datetime.max.replace(tzinfo=UTC),

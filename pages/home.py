@@ -58,7 +58,7 @@ def render_home() -> None:
     else:
         st.caption(t("home.none_overdue"))
 
-    waiting = [i for i in hq.awaiting(eng, who, limit=SHOWN, forms=forms) if not i.overdue][:SHOWN]
+    waiting = hq.awaiting(eng, who, limit=SHOWN, forms=forms, include_overdue=False)[:SHOWN]
     st.subheader(t("home.waiting"), divider="gray")
     if waiting:
         for item in waiting:

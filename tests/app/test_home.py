@@ -81,7 +81,7 @@ def test_home_shows_an_overdue_record_first_with_a_link(env: PageEnv) -> None:
     assert _metric(at, "待我办理") == "2"
     links = _links(at)
     overdue = [link for link in links if "逾期案" in link[0]]
-    assert overdue and "逾期" in overdue[0][0].split("逾期案", 1)[1]
+    assert len(overdue) == 1 and "逾期" in overdue[0][0].split("逾期案", 1)[1]  # listed once, marked
     assert overdue[0][1] == "intake-records" and overdue[0][2] == f"id={late}"
     assert links[0] == overdue[0]  # the overdue section comes first
     waiting = [link for link in links if "新申请" in link[0]]
