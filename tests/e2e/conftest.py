@@ -166,3 +166,21 @@ def page(new_context):
 def wait_idle(page, timeout: float = TIMEOUT_MS) -> None:
     """Wait until the app's script run has finished (call it after waiting for the expected content)."""
     page.wait_for_selector(IDLE, timeout=timeout)
+
+
+COOKIE_COMPONENT = 'iframe[title="extra_streamlit_components.CookieManager.cookie_manager"]'
+
+
+def wait_loaded(page) -> None:
+    """After a page load: the login's cookie component mounts after the first run and reports the
+    browser's cookies, which starts one more run. Wait for that run too, else a form filled in the
+    meantime can be swallowed by it."""
+    from playwright.sync_api import TimeoutError as PlaywrightTimeout
+
+    wait_idle(page)
+    page.locator(COOKIE_COMPONENT).first.wait_for(state="attached")
+    try:
+        page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=2000)
+    except PlaywrightTimeout:
+        pass  # it had already finished
+    wait_idle(page)
