@@ -533,6 +533,17 @@ def _db_checks(engine: Engine, spec: FormSpec, form_id: int, pending: list[tuple
                                                 field=f.key, row=n))
 
 
+def count_rows(table: Table) -> int:
+    """Non-blank data rows of a table; EngineError "import.too_many_rows" past MAX_ROWS."""
+    n = 0
+    for _line, cells in table.rows():
+        if not _blank(cells):
+            n += 1
+            if n > MAX_ROWS:
+                raise EngineError("import.too_many_rows", max=MAX_ROWS)
+    return n
+
+
 def dry_run(engine: Engine, slug: str, file: FileLike, mapping: dict[Any, str | None] | None = None, *,
             actor: Actor, lang: str = "zh") -> ImportReport:
     """Check a file as an import into `slug` would, writing nothing: per-row, per-field problems."""
@@ -547,6 +558,7 @@ def dry_run(engine: Engine, slug: str, file: FileLike, mapping: dict[Any, str | 
     if not columns.mapping:
         raise EngineError("import.no_columns", form=ltext(spec.title, lang) or slug)
     report = ImportReport(slug, spec.title, columns, table.fmt, table.encoding, spec=spec)
+    count_rows(table)  # refuse an over-long file before checking any row
     ctx = _context(engine, actor, lang)
     problems: list[Problem] = []
     unique_seen: dict[str, dict[Any, int]] = {}

@@ -144,6 +144,7 @@ class Figure:
     drilldown: Drilldown | None = None
     unit: str = "cases"
     level: int = 0  # 0: a headline figure, 1: "of which", 2: a part of a part
+    counts_records: bool = True  # the drill-down lists exactly `value` records (False: a sum or a rate)
 
     def label_for(self, lang: str = "zh") -> str:
         return ltext(self.label, lang) or self.key
@@ -591,7 +592,7 @@ class _Builder:
         for key, label in counters:
             v = self.both(lambda r, key=key: r.events["tally"].get(key, 0))
             sec.figures.append(Figure(f"outreach.{key}", label, *v, self.drill(EVENT),
-                                      unit=COUNTER_UNITS.get(key, "cases")))
+                                      unit=COUNTER_UNITS.get(key, "cases"), counts_records=False))
         return sec
 
     # --- quality ---------------------------------------------------------------------------------
@@ -604,7 +605,7 @@ class _Builder:
                                       *n, self.drill(HEARING), unit="sessions"))
             sec.figures.append(Figure("hearings.person_times", {"zh": "庭审旁听人次",
                                                                  "en": "Hearing attendance (person-times)"},
-                                      *p, self.drill(HEARING), unit="person_times"))
+                                      *p, self.drill(HEARING), unit="person_times", counts_records=False))
         if self.forms[VISIT] is not None and self.cur.visits is not None:
             def visits(r: _Raw) -> tuple[int, int, int]:
                 total = sum(r.visits.values())
@@ -659,7 +660,7 @@ class _Builder:
             year, mon = m[:4], m[5:7].lstrip("0")
             sec.figures.append(Figure(f"integrity.month.{m}", {"zh": f"{year}年{mon}月", "en": m},
                                       self.cur.integrity[m], None, self.drill(INTEGRITY, {"month": m}, dated=False),
-                                      unit="people", level=1))
+                                      unit="people", level=1, counts_records=False))
         return sec
 
 
