@@ -11,7 +11,7 @@ import streamlit as st
 from engine import auth
 from pages.placeholder import render_placeholder
 from pages.setup import render_setup
-from ui.auth import gate
+from ui.auth import cookie_key_or_stop, gate
 from ui.i18n import t
 from ui.layout import inject_css
 from ui.nav import LOGIN_URL, SETUP_URL, build_navigation
@@ -19,6 +19,7 @@ from ui.state import db, lang
 
 st.set_page_config(page_title=t("common.app_name"), page_icon=":material/balance:", layout="wide")
 inject_css()
+cookie_key_or_stop()  # a placeholder or short cookie key: refuse to start, before anything else
 engine = db()
 
 if not auth.has_users(engine):

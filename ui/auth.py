@@ -12,8 +12,8 @@ cookie component is dropped before the browser runs it):
    (`exp_date - expiry`): a cookie from before the user's last logout or password change is refused.
 
 Session state set here: "actor" (engine.access.Actor, rebuilt from the database on every run),
-"lang", "lac_login_at" (epoch seconds the session's login dates from), "lac_login_code" (message
-code of the last failed login); the library's own keys ("authentication_status", "username",
+"lang", "lac_login_at" (epoch seconds the session's login dates from), "lac_login_code" ((message
+code, params) of the last failed login); the library's own keys ("authentication_status", "username",
 "name", "roles", "email", "logout").
 """
 
@@ -108,7 +108,7 @@ def _check_credentials(engine: Engine, username: str, password: str) -> bool:
         st.session_state[_SS_PASSWORD_LOGIN] = True
         st.session_state[SS_LOGIN_CODE] = None
         return True
-    st.session_state[SS_LOGIN_CODE] = result.code
+    st.session_state[SS_LOGIN_CODE] = (result.code, result.params)
     return False
 
 
@@ -185,7 +185,8 @@ def _login(engine: Engine, authenticator: stauth.Authenticate, key: str) -> auth
         authenticator.login(location="main", key=LOGIN_KEY, fields=_login_fields())
         return None
     if ss.get("authentication_status") is False:
-        st.error(messages.render(ss.get(SS_LOGIN_CODE) or "auth.login_failed", lang()))
+        code, params = ss.get(SS_LOGIN_CODE) or ("auth.login_failed", {})
+        st.error(messages.render(code, lang(), **params))
     return None
 
 
@@ -215,14 +216,20 @@ def _sidebar(engine: Engine, authenticator: stauth.Authenticate, user: auth.User
     return bool(st.session_state.get("authentication_status"))
 
 
-def gate(engine: Engine) -> Actor | None:
-    """Run the login gate; the logged-in actor (also in session_state["actor"]) or None."""
-    ss = st.session_state
+def cookie_key_or_stop() -> str:
+    """The cookie signing key; with a placeholder key the console shows why and goes no further."""
     try:
-        key = cookie_key()
+        return cookie_key()
     except SecretKeyError as exc:
         st.error(str(exc))
         st.stop()
+        raise  # not reached: st.stop() ends the run
+
+
+def gate(engine: Engine) -> Actor | None:
+    """Run the login gate; the logged-in actor (also in session_state["actor"]) or None."""
+    ss = st.session_state
+    key = cookie_key_or_stop()
     authenticator = build_authenticator(engine, key)
 
     user: auth.UserInfo | None = None

@@ -285,3 +285,18 @@ def test_account_password_change(app_env):
     at.button[0].click().run()
     assert "密码已修改" in texts(at)
     assert auth.verify_login(app_env.engine, "staff", "Next-Pass-2027").ok
+
+
+def test_a_placeholder_cookie_key_stops_the_console(app_env, monkeypatch):
+    monkeypatch.setenv("LAC_COOKIE_KEY", "change-me")
+    at = app_env.app().run()
+    assert not at.exception
+    assert len(at.error) == 1 and "LAC_COOKIE_KEY" in at.error[0].value
+    assert not at.text_input  # no login form, no setup form
+
+
+def test_an_overlong_password_at_login_says_so(app_env):
+    at = login_form(app_env.app().run(), "staff", "a1" * 40)
+    assert [e.value for e in at.error] == [auth.LoginResult(
+        auth.LoginStatus.BAD, code="auth.password_too_long", params={"max": 72, "bytes": 80}).message("zh")]
+    assert "80" in at.error[0].value

@@ -11,6 +11,7 @@ Fixtures:
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import socket
@@ -179,8 +180,6 @@ def wait_loaded(page) -> None:
 
     wait_idle(page)
     page.locator(COOKIE_COMPONENT).first.wait_for(state="attached")
-    try:
+    with contextlib.suppress(PlaywrightTimeout):  # else it had already finished
         page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=2000)
-    except PlaywrightTimeout:
-        pass  # it had already finished
     wait_idle(page)
