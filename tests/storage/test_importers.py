@@ -273,3 +273,36 @@ def test_roles_without_the_import_ability_are_refused(intake):
         dry_run(intake, "hearing_observation", body, actor=STAFF)
     with pytest.raises(PermissionDenied):
         commit(intake, "hearing_observation", body, actor=Actor("v", "viewer"))
+
+
+def _cli(engine: Engine, *argv: str):
+    import argparse
+
+    from engine.cli_reports import add_commands
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database-url")
+    add_commands(parser.add_subparsers(dest="command"))
+    args = parser.parse_args(["--database-url", engine.url.render_as_string(hide_password=False), *argv])
+    return args.func(args)
+
+
+def test_import_records_command_prints_row_problems_and_exits_non_zero(intake, tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_bytes((HEARING_HEADER + _hearing() + _hearing(day="2025-02-30")).encode("gb18030"))
+    live = count_live(intake, "hearing_observation")
+    assert _cli(intake, "import-records", "hearing_observation", str(bad)) == 1
+    err = capsys.readouterr().err
+    assert "第 3 行 「开庭日期」" in err and "没有导入任何记录" in err
+    assert count_live(intake, "hearing_observation") == live
+    good = tmp_path / "good.csv"
+    good.write_bytes((HEARING_HEADER + _hearing() + _hearing(day="2025-02-28")).encode("utf-8"))
+    assert _cli(intake, "import-records", "hearing_observation", str(good), "--dry-run", "--lang", "en") == 0
+    assert "Check passed: all 2 rows" in capsys.readouterr().out
+    assert count_live(intake, "hearing_observation") == live
+    assert _cli(intake, "import-records", "hearing_observation", str(good)) == 0
+    assert "已导入 2 条记录" in capsys.readouterr().out
+    assert count_live(intake, "hearing_observation") == live + 2
+    with pytest.raises(EngineError) as exc:
+        _cli(intake, "import-records", "hearing_observation", str(tmp_path / "missing.csv"))
+    assert exc.value.code == "cli.file_missing"

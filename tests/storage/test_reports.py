@@ -242,3 +242,46 @@ def test_a_reversed_period_is_refused(engine):
         year_end_report(engine, date(2025, 2, 1), date(2025, 1, 1))
     assert err.value.code == "report.bad_range"
     assert "开始日期 2025-02-01 晚于结束日期 2025-01-01" in err.value.message("zh")
+
+
+def test_report_command_writes_the_pdf(seeded, tmp_path, capsys):
+    """`manage.py report --year 2023-2025 --out FILE.pdf` through engine.cli_reports (argparse wiring)."""
+    import argparse
+    import shutil
+    import subprocess
+
+    from engine.cli_reports import add_commands
+
+    engine, _data = seeded
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--database-url")
+    add_commands(parser.add_subparsers(dest="command"))
+    out = tmp_path / "three-years.pdf"
+    args = parser.parse_args(["--database-url", engine.url.render_as_string(hide_password=False), "report",
+                              "--year", "2023-2025", "--out", str(out)])
+    assert args.func(args) == 0
+    assert out.read_bytes().startswith(b"%PDF")
+    assert "受理案件 2158 件" in capsys.readouterr().out
+    if shutil.which("pdftotext"):
+        text = "".join(subprocess.run(["pdftotext", str(out), "-"], capture_output=True, text=True).stdout.split())
+        assert "2023—2025年法律援助工作统计报告" in text and "2,158" in text and "3,200" in text
+    bad = parser.parse_args(["report", "--year", "20x5", "--out", str(out)])
+    with pytest.raises(EngineError) as err:
+        bad.func(bad)
+    assert err.value.code == "cli.bad_year"
+
+
+def test_report_command_registers_with_a_command_registry():
+    from engine.cli_reports import add_commands
+
+    registry: dict[str, tuple[str, type]] = {}
+
+    def command(name: str, help: str):  # the shape of manage.py's registry decorator
+        def wrap(cls: type) -> type:
+            registry[name] = (help, cls)
+            return cls
+        return wrap
+
+    add_commands(command)
+    assert set(registry) == {"report", "import-records"}
+    assert callable(registry["report"][1].configure) and callable(registry["report"][1].run)
