@@ -56,7 +56,8 @@ SECTION_KEYS: dict[str, str] = {
 
 @dataclass(frozen=True)
 class Tool:
-    """A page that is not about one form. Shown when `module` exists and the role has `ability`."""
+    """A page that is not about one form. Shown when `module` exists, the role has `ability` and,
+    with `form`, the role may view that form."""
 
     url: str  # url path: never the name of a pages/*.py file (see _page_stems)
     module: str
@@ -65,19 +66,29 @@ class Tool:
     title_key: str
     icon: str
     section: str  # key of SECTION_KEYS
+    form: str | None = None
 
 
-# Pages written by other modules join the navigation by adding a line here.
+# Pages written by other modules join the navigation by adding a line here (other pages link to
+# these url paths, e.g. pages/event.py and pages/tally.py).
 TOOLS: tuple[Tool, ...] = (
+    Tool("outreach-event", "pages.event", "render_event", None, "nav.event", ":material/campaign:", "tools",
+         form="outreach_event"),
     Tool("live-tally", "pages.tally", "render_tally", "tally", "nav.tally", ":material/touch_app:", "tools"),
+    Tool("deadlines", "pages.intake_tools", "render_deadlines_page", "workflow", "nav.deadlines",
+         ":material/alarm:", "tools"),
     Tool("dashboards", "pages.dashboard", "render_dashboard", "dashboards", "nav.dashboard",
          ":material/monitoring:", "tools"),
-    Tool("statistics", "pages.reports", "render_reports", "reports", "nav.reports", ":material/summarize:", "tools"),
+    Tool("year-report", "pages.report", "render_report", "reports", "nav.reports", ":material/summarize:", "tools"),
+    Tool("import-data", "pages.import_records", "render_import", "import", "nav.import", ":material/upload_file:",
+         "tools"),
     Tool("form-designer", "pages.designer", "render_designer", "forms.design", "nav.designer",
          ":material/design_services:", "admin"),
     Tool("reference-lists", "pages.reference", "render_reference", "reference.edit", "nav.reference",
          ":material/list_alt:", "admin"),
     Tool("user-admin", "pages.users", "render_users", "users", "nav.users", ":material/group:", "admin"),
+    Tool("intake-settings", "pages.intake_tools", "render_intake_settings", "settings", "nav.intake_settings",
+         ":material/tune:", "admin"),
     Tool("audit-log", "pages.audit", "render_audit", "audit.view", "nav.audit", ":material/history:", "admin"),
     Tool("backups", "pages.backup", "render_backup", "backup", "nav.backup", ":material/backup:", "admin"),
     Tool("my-account", "pages.account", "render_account", None, "nav.account", ":material/person:", "account"),
@@ -153,16 +164,22 @@ def _form_items(engine: Engine, actor: Actor, lang: str) -> list[NavItem]:
     return items
 
 
-def _tool_items(actor: Actor, lang: str) -> list[NavItem]:
+def tool_allowed(actor: Actor, tool: Tool, viewable: set[str]) -> bool:
+    """Whether `actor` gets `tool` in the navigation (`viewable`: slugs of the forms they may view)."""
+    if not _module_exists(tool.module):
+        return False
+    if tool.ability is not None and not actor.can(tool.ability):
+        return False
+    return tool.form is None or tool.form in viewable
+
+
+def _tool_items(actor: Actor, lang: str, viewable: set[str]) -> list[NavItem]:
     items = []
     for section in ("tools", "admin", "account"):
         for tool in TOOLS:
-            if tool.section != section or not _module_exists(tool.module):
-                continue
-            if tool.ability is not None and not actor.can(tool.ability):
-                continue
-            items.append(NavItem(translate(SECTION_KEYS[section], lang), "tool", tool.url,
-                                 translate(tool.title_key, lang), tool.icon, tool.module, tool.function))
+            if tool.section == section and tool_allowed(actor, tool, viewable):
+                items.append(NavItem(translate(SECTION_KEYS[section], lang), "tool", tool.url,
+                                     translate(tool.title_key, lang), tool.icon, tool.module, tool.function))
     return items
 
 
@@ -182,8 +199,10 @@ def nav_items(engine: Engine, actor: Actor, lang: str) -> list[NavItem]:
         return cached
     items = [NavItem("", "home", HOME_URL, translate("nav.home", lang), ":material/home:",
                      "pages.home", "render_home")]
-    items += _form_items(engine, actor, lang)
-    items += _tool_items(actor, lang)
+    form_items = _form_items(engine, actor, lang)
+    viewable = {i.slug for i in form_items if i.kind == "records" and i.slug}
+    items += form_items
+    items += _tool_items(actor, lang, viewable)
     with _CACHE_LOCK:
         if len(_CACHE) >= _CACHE_MAX:
             _CACHE.clear()
@@ -193,10 +212,11 @@ def nav_items(engine: Engine, actor: Actor, lang: str) -> list[NavItem]:
 
 # --- Streamlit pages ---------------------------------------------------------------------------
 def _call(module: str, function: str, *args: str) -> None:
-    if not _module_exists(module):
+    render = getattr(importlib.import_module(module), function, None) if _module_exists(module) else None
+    if render is None:
         st.info(translate("nav.page_pending", _lang()))
         return
-    getattr(importlib.import_module(module), function)(*args)
+    render(*args)
 
 
 def _lang() -> str:
