@@ -32,9 +32,10 @@ run: $(RUN_STAMP)
 	$(BIN)/streamlit run app.py
 
 # pytest exit 5 ("no tests collected") is a failure like any other non-zero exit.
+# --import-mode=importlib: test files in different folders may share a base name (test_records.py).
 test: $(DEV_STAMP)
 	@workers=""; if [ "$(PYTEST_WORKERS)" -gt 1 ] 2>/dev/null; then workers="-n $(PYTEST_WORKERS)"; fi; \
-	status=0; $(BIN)/python -m pytest -q $$workers $(PYTEST_ARGS) || status=$$?; \
+	status=0; $(BIN)/python -m pytest -q --import-mode=importlib $$workers $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected (pytest exit 5)" >&2; fi; \
 	exit $$status
 

@@ -348,17 +348,18 @@ class DemoSummary:
     def describe(self, lang: str = "zh") -> str:
         lines = [render("demo.done", lang, total=self.total)]
         lines += [f"  {slug}: {n}" for slug, n in self.counts.items()]
-        lines.append(
-            render(
-                "demo.figures",
-                lang,
-                accepted=self.accepted,
-                hearings=self.hearings,
-                person_times=self.person_times,
-                brochures=self.tallies.get("brochures", 0),
-                consultations=self.tallies.get("consultations", 0),
+        if self.accepted:
+            lines.append(
+                render(
+                    "demo.figures",
+                    lang,
+                    accepted=self.accepted,
+                    hearings=self.hearings,
+                    person_times=self.person_times,
+                    brochures=self.tallies.get("brochures", 0),
+                    consultations=self.tallies.get("consultations", 0),
+                )
             )
-        )
         if self.extra:
             rate = self.extra / self.extra_seconds if self.extra_seconds else 0
             lines.append(render("demo.extra", lang, count=self.extra, rate=f"{rate:,.0f}"))
