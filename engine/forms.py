@@ -56,6 +56,10 @@ register({
         "en": "Form '{form}' cannot be published: {count} problem(s).",
     },
     "builtin.bad_file": {"zh": "内置文件「{file}」无法读取：{error}", "en": "Built-in file '{file}' cannot be read: {error}"},
+    "builtin.duplicate_slug": {
+        "zh": "内置文件「{file}」的表单标识「{form}」与「{other}」重复，未载入。",
+        "en": "Built-in file '{file}' declares form '{form}' already declared by '{other}'; not loaded.",
+    },
     "choice_list.not_found": {"zh": "参考列表「{name}」不存在。", "en": "Reference list '{name}' does not exist."},
     "choice_list.forbidden": {"zh": "您没有编辑参考列表的权限。", "en": "You may not edit reference lists."},
     "choice_list.bad_name": {
@@ -557,9 +561,21 @@ def _form_deps(data: Mapping[str, Any]) -> set[str]:
     return deps
 
 
-def _ordered_forms(files: list[tuple[Path, dict[str, Any]]]) -> list[tuple[Path, dict[str, Any]]]:
-    """Parents (and referenced forms) before the forms that point to them; file order otherwise."""
-    by_slug = {d["slug"]: (p, d) for p, d in files if isinstance(d.get("slug"), str)}
+def _ordered_forms(files: list[tuple[Path, dict[str, Any]]],
+                   result: dict[str, Any] | None = None) -> list[tuple[Path, dict[str, Any]]]:
+    """Parents (and referenced forms) before the forms that point to them; file order otherwise.
+    A second file declaring a slug already taken is reported in `result["problems"]` and skipped."""
+    by_slug: dict[str, tuple[Path, dict[str, Any]]] = {}
+    for p, d in files:
+        slug = d.get("slug")
+        if not isinstance(slug, str):
+            continue
+        if slug in by_slug:
+            if result is not None:
+                result["problems"][p.name] = EngineError(
+                    "builtin.duplicate_slug", file=p.name, form=slug, other=by_slug[slug][0].name).describe("en")
+            continue
+        by_slug[slug] = (p, d)
     done: set[str] = set()
     # A file without a slug still goes through publish, which reports the problem.
     out: list[tuple[Path, dict[str, Any]]] = [(p, d) for p, d in files if not isinstance(d.get("slug"), str)]
@@ -644,7 +660,7 @@ def _load_form_files(session: Session, url: str, paths: list[Path], actor: Actor
         except (OSError, ValueError, yaml.YAMLError) as exc:
             result["problems"][path.name] = EngineError("builtin.bad_file", file=path.name, error=exc).describe("en")
     existing = set(session.exec(select(Form.slug)).all())
-    for path, data in _ordered_forms(files):
+    for path, data in _ordered_forms(files, result):
         slug = str(data.get("slug") or "")
         if slug in existing:
             result["forms_skipped"].append(slug)

@@ -14,7 +14,20 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Float, Numeric, Text, and_, cast, false, func, literal, literal_column, or_, select
+from sqlalchemy import (
+    Float,
+    Numeric,
+    Text,
+    and_,
+    case,
+    cast,
+    false,
+    func,
+    literal,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect, Engine
 from sqlalchemy.sql.elements import ColumnElement
@@ -65,6 +78,7 @@ COLUMN_SORTS: dict[str, Any] = {
     "number": Submission.number,
 }
 KEYSET_SORTS: frozenset[str] = frozenset({"id", "created_at", "updated_at"})  # NOT NULL columns
+_PG_NUMBER_RE = "'^[-+]?[0-9]+([.][0-9]+)?$'"  # a constant SQL literal (no user text)
 NUMBER_TYPES: frozenset[str] = frozenset({"integer", "decimal", "money", "rating", "counter"})
 LIST_TYPES: frozenset[str] = frozenset({"multiselect"})
 
@@ -130,7 +144,9 @@ def json_number(engine_or_dialect: Engine | Dialect | str, key: str) -> ColumnEl
     """A numeric JSON value (integers, or decimals stored as exact strings) for sorting and sums."""
     expr = json_field(engine_or_dialect, key)
     if _dialect_name(engine_or_dialect) == "postgresql":
-        return cast(expr, Numeric)
+        # A value that is not a plain number (e.g. imported unvalidated) sorts as NULL instead of
+        # failing the whole query with "invalid input syntax for type numeric".
+        return case((expr.op("~")(literal_column(_PG_NUMBER_RE)), cast(expr, Numeric)), else_=None)
     return cast(expr, Float)
 
 
@@ -337,7 +353,7 @@ def list_records(engine: Engine, slug: str, q: ListQuery | None = None, *, actor
     more = len(rows) > q.page_size
     items = rows[: q.page_size]
     pages = max(1, -(-total // q.page_size))
-    return RecordPage(items=items, total=total, page=q.page if q.after_id is None else 0, page_size=q.page_size,
+    return RecordPage(items=items, total=total, page=q.page, page_size=q.page_size,
                       pages=pages, next_after_id=items[-1].id if more and items else None)
 
 

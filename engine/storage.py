@@ -399,10 +399,12 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
         problems += _unique_problems(session, engine, spec, ref.id, clean, None, actor.language)
         if problems:
             raise ValidationFailed(title, {p.field or str(i): p for i, p in enumerate(problems)})
+        # (Numbering hook point: anything that fills sub.number / sub.data runs here, in this transaction.)
         session.add(sub)
         session.flush()
         audit.record(session, actor, "create", "submission", sub.id, form_slug=slug, detail={
-            "version": ref.version, "data": mask_data(spec, clean), "parent_id": parent_id, "state": sub.state,
+            "version": ref.version, "data": mask_data(spec, sub.data), "parent_id": parent_id, "state": sub.state,
+            "number": sub.number,
         })
         stamps.bump(session, stamps.data_scope(slug))
     return sub

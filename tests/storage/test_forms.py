@@ -210,9 +210,11 @@ def test_load_builtins_orders_parents_and_reports_bad_files(engine, tmp_path):
     (forms / "z_parent.yaml").write_text("slug: z_parent\ntitle: {zh: 父}\nfields:\n"
                                          "  - {key: title, type: text, label: {zh: 名}}\n", encoding="utf-8")
     (forms / "bad.yaml").write_text("slug: bad\nfields:\n  - {key: x, type: no_such_type}\n", encoding="utf-8")
+    (forms / "zz_copy.yaml").write_text((forms / "z_parent.yaml").read_text(encoding="utf-8"), encoding="utf-8")
     result = load_builtins(engine, forms_dir=forms, reference_dir=refs)
     assert result["forms_published"] == ["z_parent", "a_child"] and result["lists_created"] == ["groups"]
-    assert set(result["problems"]) == {"broken.yaml", "bad.yaml"}
+    assert set(result["problems"]) == {"broken.yaml", "bad.yaml", "zz_copy.yaml"}
+    assert "z_parent.yaml" in result["problems"]["zz_copy.yaml"]
     assert {f.slug for f in list_forms(engine)} == {"a_child", "z_parent"}
 
 
