@@ -202,8 +202,8 @@ def xlsx_unescape(text: str) -> str:
 
 
 def _xlsx_value(ws: Any, value: Any) -> Any:
-    if value is None:
-        return None
+    if value is None or value == "":
+        return None  # no cell at all: smaller and faster than an empty string cell
     if isinstance(value, NumberCell):
         if not value.fmt:
             return value.number
@@ -307,31 +307,34 @@ def plan_export(engine: Engine, slug: str) -> ExportPlan:
 # rows
 
 
+ROW_COLUMNS = (
+    Submission.id,
+    Submission.number,
+    Submission.state,
+    Submission.created_by,
+    Submission.created_at,
+    Submission.form_version,
+    Submission.data,
+)
+ID, NUMBER, STATE, CREATED_BY, CREATED_AT, VERSION, DATA = range(len(ROW_COLUMNS))
+
+
 def _batches(engine: Engine, form_id: int, size: int | None = None) -> Iterator[list[Any]]:
     """Live records of a form in id order, `size` at a time (keyset pagination, short reads)."""
     size = size or BATCH
     last = 0
-    cols = (
-        Submission.id,
-        Submission.number,
-        Submission.state,
-        Submission.created_by,
-        Submission.created_at,
-        Submission.form_version,
-        Submission.data,
-    )
     while True:
         with engine.connect() as conn:
             rows = conn.execute(
-                select(*cols)
+                select(*ROW_COLUMNS)
                 .where(Submission.form_id == form_id, Submission.deleted_at.is_(None), Submission.id > last)
                 .order_by(Submission.id)
                 .limit(size)
             ).all()
         if not rows:
             return
-        yield rows
-        last = rows[-1].id
+        yield [tuple(r) for r in rows]
+        last = rows[-1][ID]
         if len(rows) < size:
             return
 
@@ -386,7 +389,14 @@ def _typed_number(text: str, type_name: str) -> str:
     return NumberCell(text, Decimal(text), fmt)
 
 
+_FieldEntry = tuple[
+    FieldSpec, Callable[[Any, FieldSpec], str], Callable[[FieldSpec, str], str] | None, str | None
+]
+
+
 class _CellMaker:
+    """Turns one stored record into the cells of one row (column getters are built once per export)."""
+
     def __init__(self, plan: ExportPlan, headers: str, lang: str, reveal: bool, typed: bool = False) -> None:
         from engine.fields import REGISTRY, mask_value
 
@@ -397,66 +407,75 @@ class _CellMaker:
         self.lang = lang
         self.reveal = reveal
         self.typed = typed  # XLSX: numbers as numbers
-        self._fields: dict[tuple[int, str], FieldSpec] = {}
+        self._entries: dict[tuple[int, str], _FieldEntry] = {}
+        self._states: dict[str | None, str] = {}
+        self._getters = [self._getter(col) for col in plan.columns]
 
-    def field_for(self, version: int, col: Column) -> FieldSpec:
-        """The field as the record's own version defined it (falls back to the current one)."""
+    def _entry(self, version: int, col: Column) -> _FieldEntry:
+        """The field as the record's own version defined it (else the current one), its export and mask."""
         key = (version, col.key)
-        fs = self._fields.get(key)
-        if fs is None:
+        entry = self._entries.get(key)
+        if entry is None:
             vspec = self.plan.version_specs.get(version)
             fs = (vspec.field(col.key) if vspec else None) or col.field
-            self._fields[key] = fs  # type: ignore[assignment]
-        return fs  # type: ignore[return-value]
+            assert fs is not None
+            ft = self.registry.get(fs.type)
+            export = ft.export if ft is not None else _as_text
+            mask = self.mask_value if col.sensitive and not self.reveal else None
+            typed = fs.type if self.typed and ft is not None and ft.value_kind == "number" else None
+            entry = self._entries[key] = (fs, export, mask, typed)
+        return entry
 
     def value(self, col: Column, version: int, raw: Any) -> Any:
-        from engine.fields import is_empty
-
-        if raw is None or is_empty(raw):
+        if raw is None:
             return ""
-        fs = self.field_for(version, col)
-        ft = self.registry.get(fs.type)
+        fs, export, mask, typed = self._entry(version, col)
         try:
-            text = ft.export(raw, fs) if ft is not None else str(raw)
+            text = export(raw, fs)
         except Exception:  # a value the type no longer understands: export it as stored
-            text = raw if isinstance(raw, str) else str(raw)
-        if col.sensitive and not self.reveal and text:
-            return self.mask_value(fs, text)
-        if self.typed and ft is not None and ft.value_kind == "number":
-            return _typed_number(text, fs.type)
+            text = _as_text(raw, fs)
+        if not text:
+            return ""
+        if mask is not None:
+            return mask(fs, text)
+        if typed is not None:
+            return _typed_number(text, typed)
         return text
 
     def state(self, key: str | None) -> str:
-        if not key:
-            return ""
-        if self.headers == "key" or not self.plan.spec.workflow:
-            return key
-        for st in self.plan.spec.workflow.states:
-            if st.key == key:
-                return ltext(st.label, self.lang) or key
-        return key
+        label = self._states.get(key)
+        if label is None:
+            label = key or ""
+            if key and self.headers != "key" and self.plan.spec.workflow:
+                found = next((st for st in self.plan.spec.workflow.states if st.key == key), None)
+                label = (ltext(found.label, self.lang) or key) if found else key
+            self._states[key] = label
+        return label
+
+    def _getter(self, col: Column) -> Callable[[Any, dict[str, Any], dict[tuple[int, str], int]], Any]:
+        key = col.key
+        if col.kind == "field":
+            return lambda sub, data, _t: self.value(col, sub[VERSION], data.get(key))
+        if col.kind == "counter":
+            return lambda sub, _d, totals: totals.get((sub[ID], key), 0)
+        meta: dict[str, Callable[[Any, dict[str, Any], dict[tuple[int, str], int]], Any]] = {
+            "id": lambda sub, _d, _t: sub[ID],
+            "number": lambda sub, _d, _t: sub[NUMBER] or "",
+            "state": lambda sub, _d, _t: self.state(sub[STATE]),
+            "created_by": lambda sub, _d, _t: sub[CREATED_BY] or "",
+            "created_at": lambda sub, _d, _t: _format_dt(sub[CREATED_AT]),
+            "form_version": lambda sub, _d, _t: sub[VERSION],
+        }
+        return meta[key]
 
     def row(self, sub: Any, totals: dict[tuple[int, str], int]) -> list[Any]:
-        data = sub.data or {}
-        out: list[Any] = []
-        for col in self.plan.columns:
-            if col.kind == "field":
-                out.append(self.value(col, sub.form_version, data.get(col.key)))
-            elif col.kind == "counter":
-                out.append(totals.get((sub.id, col.key), 0))
-            elif col.key == "id":
-                out.append(sub.id)
-            elif col.key == "number":
-                out.append(sub.number or "")
-            elif col.key == "state":
-                out.append(self.state(sub.state))
-            elif col.key == "created_by":
-                out.append(sub.created_by or "")
-            elif col.key == "created_at":
-                out.append(_format_dt(sub.created_at))
-            elif col.key == "form_version":
-                out.append(sub.form_version)
-        return out
+        """`sub`: a result row of `_batches` (a tuple in ROW_COLUMNS order)."""
+        data = sub[DATA] or {}
+        return [get(sub, data, totals) for get in self._getters]
+
+
+def _as_text(value: Any, _field: Any = None) -> str:
+    return value if isinstance(value, str) else str(value)
 
 
 # --------------------------------------------------------------------------------------------
@@ -524,7 +543,7 @@ def export_records(
     if progress:
         progress(0, total)
     for rows in _batches(engine, plan.form_id):
-        totals = _counter_totals(engine, [r.id for r in rows]) if has_counters else {}
+        totals = _counter_totals(engine, [r[ID] for r in rows]) if has_counters else {}
         for sub in rows:
             writer.row(maker.row(sub, totals))
         done += len(rows)
