@@ -84,6 +84,7 @@ UNITS: dict[str, LText] = {
     "files": {"zh": "卷", "en": "files"},
     "checks": {"zh": "人次", "en": "checks"},
     "percent": {"zh": "%", "en": "%"},
+    "points": {"zh": "个", "en": "points"},
 }
 COUNTER_UNITS = {"brochures": "copies", "consultations": "person_times", "onsite_applications": "cases",
                  "people_reached": "people"}
@@ -95,6 +96,7 @@ SECTIONS: dict[str, LText] = {
     "outreach": {"zh": "四、普法宣传与品牌活动", "en": "4. Outreach and campaign events"},
     "quality": {"zh": "五、案件质量管理", "en": "5. Quality control"},
     "integrity": {"zh": "六、廉洁自律自查", "en": "6. Integrity self-checks"},
+    "network": {"zh": "七、法律援助网络", "en": "7. The legal-aid network"},
 }
 
 CHARTS: dict[str, tuple[LText, str]] = {  # chart key -> (title, figure-key prefix of its bars)
@@ -450,6 +452,35 @@ class _Raw:
     visits: dict[Any, int] | None = None
     integrity: dict[str, int] | None = None
     archive: dict[Any, int] | None = None
+    grades: dict[Any, int] | None = None
+    network: tuple[int, int] | None = None  # (liaison points in the list, points with records in the period)
+
+
+LIAISON_FORMS = (INTAKE, CONSULTATION, EVENT)
+
+
+def _raw_network(conn: Connection, dialect: str, forms: dict[str, FormScope | None], d_from: date,
+                 d_to: date) -> tuple[int, int] | None:
+    """(active liaison points in the reference list, distinct points named by the period's records)."""
+    from sqlalchemy import union
+
+    from models.tables import ChoiceItem, ChoiceList
+
+    parts = []
+    for slug in LIAISON_FORMS:
+        form = forms.get(slug)
+        if form is None or form.spec.field("liaison_point") is None:
+            continue
+        expr = json_field(dialect, "liaison_point")
+        parts.append(select(expr.label("lp")).where(*base_conditions(dialect, form, d_from, d_to), expr.is_not(None)))
+    if not parts:
+        return None
+    points = conn.execute(select(func.count()).select_from(ChoiceItem).join(
+        ChoiceList, ChoiceList.id == ChoiceItem.list_id).where(
+        ChoiceList.name == "liaison_points", ChoiceItem.active.is_(True))).scalar_one()
+    named = union(*parts).subquery()
+    active = conn.execute(select(func.count()).select_from(named)).scalar_one()
+    return int(points), int(active)
 
 
 def _collect(engine: Engine, forms: dict[str, FormScope | None], d_from: date, d_to: date) -> _Raw:
@@ -470,12 +501,18 @@ def _collect(engine: Engine, forms: dict[str, FormScope | None], d_from: date, d
             raw.integrity = _raw_integrity(conn, dialect, forms[INTEGRITY], d_from, d_to)  # type: ignore[arg-type]
         if forms[ARCHIVE]:
             raw.archive = _raw_simple(conn, dialect, forms[ARCHIVE], d_from, d_to, "complete")  # type: ignore[arg-type]
+            if forms[ARCHIVE].spec.field("grade") is not None:  # type: ignore[union-attr]
+                raw.grades = _raw_simple(conn, dialect, forms[ARCHIVE], d_from, d_to, "grade")  # type: ignore[arg-type]
+        raw.network = _raw_network(conn, dialect, forms, d_from, d_to)
     return raw
 
 
 # --------------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------------
+_GRADE_PREFIX = {"zh": "卷宗评定：", "en": "File grade: "}
+
+
 class _Builder:
     def __init__(self, cur: _Raw, prev: _Raw | None, d_from: date, d_to: date, forms: dict[str, FormScope | None]):
         self.cur, self.prev, self.d_from, self.d_to, self.forms = cur, prev, d_from, d_to, forms
@@ -644,7 +681,29 @@ class _Builder:
                 v = self.both(lambda r, value=value: r.archive.get(value, 0))
                 sec.figures.append(Figure(f"archive.{value}", label, *v, self.drill(ARCHIVE, {"complete": value}),
                                           unit="files", level=1))
+            if self.cur.grades is not None:
+                graded = [(v, lab) for v, lab in _choices(form.spec, "grade")]
+                for value, label in _with_extra(graded, [k for k in self.cur.grades if k]):
+                    v = self.both(lambda r, value=value: (r.grades or {}).get(value, 0))
+                    sec.figures.append(Figure(
+                        f"archive.grade.{value}", {k: f"{_GRADE_PREFIX[k]}{t}" for k, t in label.items()
+                                                   if k in _GRADE_PREFIX} or label,
+                        *v, self.drill(ARCHIVE, {"grade": value}), unit="files", level=1))
         return sec if sec.figures else None
+
+    # --- network ---------------------------------------------------------------------------------
+    def network(self) -> Section | None:
+        if self.cur.network is None:
+            return None
+        points, active = self.cur.network
+        prev_active = self.prev.network[1] if self.prev is not None and self.prev.network else None
+        return Section("network", SECTIONS["network"], [
+            Figure("network.points", {"zh": "法律服务联络点", "en": "Legal-service liaison points"}, points, None,
+                   None, unit="points", counts_records=False),
+            Figure("network.active", {"zh": "本期有案件、咨询或活动的联络点",
+                                      "en": "Points with cases, consultations or events in the period"},
+                   active, prev_active, None, unit="points", level=1, counts_records=False),
+        ])
 
     # --- integrity -------------------------------------------------------------------------------
     def integrity(self) -> Section | None:
@@ -684,8 +743,8 @@ def year_end_report(engine: Engine, date_from: date, date_to: date, *, compare: 
         prev_from, prev_to = previous_period(date_from, date_to)
         prev = _collect(engine, forms, prev_from, prev_to)
     b = _Builder(cur, prev, date_from, date_to, forms)
-    sections = [s for s in (b.cases(), b.groups(), b.consultations(), b.outreach(), b.quality(), b.integrity())
-                if s is not None]
+    sections = [s for s in (b.cases(), b.groups(), b.consultations(), b.outreach(), b.quality(), b.integrity(),
+                            b.network()) if s is not None]
     return Report(date_from, date_to, prev_from, prev_to, sections, office=office_name(engine))
 
 

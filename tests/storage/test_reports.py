@@ -230,6 +230,22 @@ def test_forms_missing_from_an_install_leave_their_sections_out(engine):
     assert r.sections == []
 
 
+def test_liaison_network_counts_points_named_by_the_periods_records(intake):
+    row = _intake_row(1, Case(date(2025, 4, 1), "civil", None, "handling", []))
+    row.update(intake_channel="liaison_point", liaison_point="lp03")
+    bulk_create(intake, "intake", [row], actor=SYSTEM)
+    bulk_create(intake, "consultation", [
+        {"consultation_date": "2025-04-02", "channel": "liaison_point", "liaison_point": "lp03", "topic": "labour",
+         "summary": "咨询"},
+        {"consultation_date": "2024-04-02", "channel": "liaison_point", "liaison_point": "lp09", "topic": "labour",
+         "summary": "咨询"}], actor=SYSTEM)
+    bulk_create(intake, "outreach_event", [{"title": "村居活动", "event_date": "2025-05-05", "place_type": "village",
+                                            "target_group": "general", "liaison_point": "lp05"}], actor=SYSTEM)
+    r = year_end_report(intake, *Y)
+    assert r.get("network.points") == 71
+    assert r.figure("network.active").value == 2 and r.figure("network.active").previous == 1
+
+
 def test_periods():
     assert previous_period(date(2023, 1, 1), date(2025, 12, 31)) == (date(2020, 1, 1), date(2022, 12, 31))
     assert previous_period(date(2024, 1, 1), date(2024, 12, 31)) == (date(2023, 1, 1), date(2023, 12, 31))
