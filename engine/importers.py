@@ -696,7 +696,7 @@ def recent_imports(engine: Engine, slug: str, *, actor: Actor, limit: int = 10) 
                             _undone(s, int(e.id or 0))) for e in events]
 
 
-def undo_import(engine: Engine, batch_audit_id: int, *, actor: Actor) -> int:
+def undo_import(engine: Engine, batch_audit_id: int, actor: Actor) -> int:
     """Soft-delete exactly the records of one import batch (one audited transaction); returns how many."""
     with session_scope(engine, write=False) as s:
         event = s.get(AuditEvent, int(batch_audit_id))

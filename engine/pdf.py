@@ -372,7 +372,11 @@ class _PDF(FPDF):
 
 
 class Document:
-    """An A4 portrait document in Chinese (or English) with office header and page numbers."""
+    """An A4 portrait document in Chinese (or English) with office header and page numbers.
+
+    The header shows `office`, else the Setting "office_name" of `engine` when one is given, else
+    DEFAULT_OFFICE_NAME; the footer shows "第 N 页" ("Page N" in English).
+    """
 
     HEADING_SIZES = {1: 17, 2: 13.5, 3: 11.5}
 
@@ -384,11 +388,12 @@ class Document:
         lang: str = "zh",
         font: FontRef | None = None,
         base_size: float = 10.5,
+        engine: Any = None,
     ) -> None:
         self.font = font or find_cjk_font()
         self.lang = lang
         self.title = title
-        self.office_name = office or DEFAULT_OFFICE_NAME
+        self.office_name = office or (office_name(engine, lang) if engine is not None else DEFAULT_OFFICE_NAME)
         self.base_size = base_size
         pdf = _PDF(self)
         pdf.set_margins(18, 15, 18)

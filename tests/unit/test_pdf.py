@@ -249,6 +249,19 @@ def test_intake_application_form_print(records, tmp_path):
     assert font_descriptors(data)
 
 
+def test_the_header_names_the_office_from_settings(records, tmp_path):
+    from engine.db import session_scope
+    from models.tables import Setting
+
+    engine, ids = records
+    assert Document(engine=engine).office_name == "法律援助处"
+    with session_scope(engine) as s:
+        s.add(Setting(key="office_name", value={"zh": "湛江市霞山区法律援助处", "en": "Xiashan Legal Aid Office"}))
+    assert Document(engine=engine, lang="en").office_name == "Xiashan Legal Aid Office"
+    text = pdftotext(print_record(engine, ids["intake"], "receipt", actor=STAFF), tmp_path)
+    assert "湛江市霞山区法律援助处" in text
+
+
 def test_reveal_prints_clear_values_for_managers_only_and_is_audited(records, tmp_path):
     from sqlalchemy import select
 
