@@ -1,5 +1,6 @@
 """Data shapes: SQLModel tables (`models.tables`) and form-spec shapes (`models.spec`)."""
 
+from models.decisions import Decision as Decision  # staff decisions (engine.eligibility, engine.conflicts)
 from models.spec import (
     LANGS,
     ROLES,

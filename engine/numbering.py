@@ -1,0 +1,212 @@
+"""Application numbers (申请编号), e.g. `霞援申字〔2026〕第0001号`: unique, gap-free, never reused.
+
+`assign_number(session, slug, year, pattern)` increments `Sequence(name=slug, scope=year)` inside the
+CALLER's transaction: `INSERT ... ON CONFLICT DO NOTHING` makes sure the counter row exists, then
+`UPDATE sequences SET last = last + 1 ... RETURNING last` takes the row lock (on PostgreSQL the same
+lock as SELECT ... FOR UPDATE; a second creator waits for the first transaction to end and then reads
+its committed value; on SQLite the write transaction, BEGIN IMMEDIATE, already serialises writers).
+So a create that rolls back also rolls back its increment (no gap), two creators never get the same
+number, and deleting a record (soft delete keeps the number; even a hard delete leaves the counter)
+never frees a number for reuse.
+
+The pattern is Setting "number_pattern:<slug>" (`{"pattern": ...}`), set by the admin; the intake
+form's default is `霞援申字〔{year}〕第{seq:04d}号`. Placeholders are `{year}` and `{seq}`, each with an
+optional format spec (`{seq:04d}`, `{year:d}`); nothing else: no attribute or index access, no
+conversions, no nested fields (checked with string.Formatter; nothing is evaluated). A pattern without
+`{year}` numbers across years without restarting (scope "all").
+
+`number_hook(session, spec, submission)` is what `engine.storage.create` calls before the insert.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.engine import Engine
+from sqlmodel import Session
+
+from engine.access import Actor
+from engine.db import session_scope
+from engine.eligibility import INTAKE, read_setting, require_admin, write_setting
+from engine.errors import EngineError
+from engine.fields import LOCAL_TZ, is_empty
+from engine.messages import register
+from models.spec import FormSpec
+from models.tables import Setting, Submission, utcnow
+
+register({
+    "numbering.bad_pattern": {
+        "zh": "编号格式无效：{problem}。可用的占位符：{allowed}，例如 霞援申字〔{{year}}〕第{{seq:04d}}号。",
+        "en": "The number pattern is not valid: {problem}. Placeholders allowed: {allowed}, "
+              "e.g. 霞援申字〔{{year}}〕第{{seq:04d}}号.",
+    },
+    "numbering.pattern_taken": {
+        "zh": "表单「{other}」已使用相同的编号格式，编号会重复。",
+        "en": "Form '{other}' already uses the same pattern: numbers would repeat.",
+    },
+})
+
+PATTERN_PREFIX = "number_pattern:"
+DEFAULT_PATTERNS: dict[str, str] = {INTAKE: "霞援申字〔{year}〕第{seq:04d}号"}
+ALLOWED = ("year", "seq")
+NUMBER_FIELD = "application_no"  # a form field that shows the number too (filled when empty)
+MAX_NUMBER_LENGTH = 40  # Submission.number holds 64; the intake field application_no holds 40
+_FORMATTER = string.Formatter()
+
+
+def _bad(problem: str) -> EngineError:
+    return EngineError("numbering.bad_pattern", problem=problem, allowed="{year} {seq}")
+
+
+def check_pattern(pattern: Any) -> str:
+    """The pattern, or EngineError naming what is wrong (unknown placeholder, bad spec, too long...)."""
+    if not isinstance(pattern, str) or not pattern.strip():
+        raise _bad("empty")
+    pattern = pattern.strip()
+    try:
+        parts = list(_FORMATTER.parse(pattern))
+    except ValueError as exc:
+        raise _bad(f"braces: {exc}") from None
+    names = []
+    for _literal, name, spec, conversion in parts:
+        if name is None:
+            continue
+        if name not in ALLOWED:
+            raise _bad(f"unknown placeholder {{{name}}}")
+        if conversion is not None:
+            raise _bad(f"conversion !{conversion} in {{{name}}}")
+        if spec and ("{" in spec or "}" in spec):
+            raise _bad(f"nested field in {{{name}}}")
+        names.append(name)
+    if "seq" not in names:
+        raise _bad("{seq} is missing")
+    try:
+        sample = render(pattern, 2026, 99999)
+    except (ValueError, TypeError) as exc:
+        raise _bad(f"format spec: {exc}") from None
+    if len(sample) > MAX_NUMBER_LENGTH:
+        raise _bad(f"longer than {MAX_NUMBER_LENGTH} characters")
+    return pattern
+
+
+def render(pattern: str, year: int, seq: int) -> str:
+    """The number for (year, seq). Only {year} / {seq} are filled (check_pattern vouches for the rest)."""
+    out = []
+    for literal, name, spec, _conversion in _FORMATTER.parse(pattern):
+        out.append(literal)
+        if name is None:
+            continue
+        value = {"year": int(year), "seq": int(seq)}[name]
+        out.append(format(value, spec or ""))
+    return "".join(out)
+
+
+def scope_for(pattern: str, year: int) -> str:
+    uses_year = any(name == "year" for _l, name, _s, _c in _FORMATTER.parse(pattern))
+    return str(int(year)) if uses_year else "all"
+
+
+def _pattern_in(session: Session, slug: str) -> str | None:
+    value = session.execute(select(Setting.value).where(Setting.key == PATTERN_PREFIX + slug)).scalar()
+    if isinstance(value, Mapping) and isinstance(value.get("pattern"), str):
+        return value["pattern"]
+    return DEFAULT_PATTERNS.get(slug)
+
+
+def pattern_for(engine: Engine, slug: str) -> str | None:
+    """The pattern in force for a form (configured, else the built-in default), or None: no numbers."""
+    with session_scope(engine, write=False) as session:
+        return _pattern_in(session, slug)
+
+
+def next_value(session: Session, name: str, scope: str) -> int:
+    """Increment a gap-free counter in the caller's transaction (row-locked until it ends)."""
+    session.execute(text("INSERT INTO sequences (name, scope, last) VALUES (:n, :s, 0) "
+                         "ON CONFLICT (name, scope) DO NOTHING"), {"n": name, "s": scope})
+    value = session.execute(text("UPDATE sequences SET last = last + 1 WHERE name = :n AND scope = :s "
+                                 "RETURNING last"), {"n": name, "s": scope}).scalar_one()
+    return int(value)
+
+
+def assign_number(session: Session, form_slug: str, year: int, pattern: str) -> str:
+    """The next number of `form_slug` in `year` (inside the caller's write transaction)."""
+    pattern = check_pattern(pattern)
+    seq = next_value(session, form_slug, scope_for(pattern, year))
+    return render(pattern, year, seq)
+
+
+def local_year(now: datetime | None = None) -> int:
+    return (now or utcnow()).astimezone(LOCAL_TZ).year
+
+
+def number_hook(session: Session, spec: FormSpec, submission: Submission) -> str | None:
+    """Give a new record its number before the insert (storage.create calls this in its transaction).
+
+    Forms without a configured pattern (and not intake) get none. A record that already has a number
+    keeps it. The number is also written into the form's `application_no` field when it is empty.
+    """
+    if submission.number:
+        return submission.number
+    pattern = _pattern_in(session, spec.slug)
+    if pattern is None:
+        return None
+    number = assign_number(session, spec.slug, local_year(submission.created_at), pattern)
+    submission.number = number
+    f = spec.field(NUMBER_FIELD)
+    if f is not None and not f.retired and f.type == "text" and is_empty((submission.data or {}).get(NUMBER_FIELD)):
+        submission.data = {**(submission.data or {}), NUMBER_FIELD: number}
+    return number
+
+
+# --- admin ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PatternInfo:
+    slug: str
+    pattern: str | None
+    configured: bool  # set by the admin (else the default)
+    last: dict[str, int]  # scope -> last number given
+
+
+def pattern_info(engine: Engine, slug: str) -> PatternInfo:
+    from models.tables import Sequence
+
+    value = read_setting(engine, PATTERN_PREFIX + slug)
+    configured = isinstance(value, Mapping) and isinstance(value.get("pattern"), str)
+    with session_scope(engine, write=False) as session:
+        rows = session.execute(select(Sequence.scope, Sequence.last).where(Sequence.name == slug)).all()
+    return PatternInfo(slug, value["pattern"] if configured else DEFAULT_PATTERNS.get(slug), configured,
+                       {str(s): int(n) for s, n in rows})
+
+
+def set_pattern(engine: Engine, slug: str, pattern: str | None, *, actor: Actor) -> str | None:
+    """Set a form's pattern (None: back to the default). Admins only; audited. Numbers already given stay."""
+    require_admin(actor)
+    if pattern is not None:
+        pattern = check_pattern(pattern)
+    with session_scope(engine) as session:
+        if pattern is not None:
+            others = session.execute(select(Setting.key, Setting.value).where(
+                Setting.key.startswith(PATTERN_PREFIX), Setting.key != PATTERN_PREFIX + slug)).all()  # type: ignore[attr-defined]
+            used = {k[len(PATTERN_PREFIX):]: (v or {}).get("pattern") for k, v in others}
+            used.update({s: p for s, p in DEFAULT_PATTERNS.items() if s != slug and s not in used})
+            for other, other_pattern in used.items():
+                if other_pattern == pattern:
+                    raise EngineError("numbering.pattern_taken", other=other)
+        write_setting(session, PATTERN_PREFIX + slug, {"pattern": pattern} if pattern is not None else None, actor,
+                      detail={"form": slug, "pattern": pattern})
+    return pattern
+
+
+def preview(pattern: str, year: int | None = None, seq: int = 1) -> str:
+    return render(check_pattern(pattern), year or local_year(), seq)
+
+
+__all__ = [
+    "DEFAULT_PATTERNS", "PatternInfo", "assign_number", "check_pattern", "next_value", "number_hook", "pattern_for",
+    "pattern_info", "preview", "render", "scope_for", "set_pattern",
+]
