@@ -1090,9 +1090,11 @@ def check_draft(engine: Engine, draft: Mapping[str, Any]) -> list[Problem]:
     slug = draft.get("slug") if isinstance(draft.get("slug"), str) else None
     lists, known_forms = _known(engine, slug)
     spec, problems = check_spec(dict(draft), known_lists=lists, known_forms=known_forms)
+    current = _current(engine, slug)
     if spec is None:
-        return problems
-    plan = plan_publish(_current(engine, slug), spec)
+        # the refusals that matter most are said even while the draft has other problems
+        return problems + _type_refusals(current, draft)
+    plan = plan_publish(current, spec)
     seen = {(p.code, p.field, json.dumps(p.params, sort_keys=True, default=str)) for p in problems}
     for p in plan.problems:
         sig = (p.code, p.field, json.dumps(p.params, sort_keys=True, default=str))
@@ -1100,6 +1102,26 @@ def check_draft(engine: Engine, draft: Mapping[str, Any]) -> list[Problem]:
             seen.add(sig)
             problems.append(p)
     return problems
+
+
+def _type_refusals(current: FormSpec | None, draft: Mapping[str, Any]) -> list[Problem]:
+    """version.type_changed for every published field whose draft type would misread stored answers."""
+    from engine.versioning import compatible_type
+
+    out: list[Problem] = []
+    if current is None:
+        return out
+    for f in field_dicts(draft):
+        old = current.field(str(f.get("key")))
+        new_type = f.get("type")
+        if old is None or new_type == old.type or new_type not in REGISTRY:
+            continue
+        max_length = f.get("max_length") if isinstance(f.get("max_length"), int) else None
+        probe = FieldSpec(key=old.key, type=str(new_type), max_length=max_length)
+        if not compatible_type(old, probe):
+            out.append(Problem("version.type_changed", {"field": old.key, "old_type": old.type,
+                                                        "new_type": new_type}, form=current.slug, field=old.key))
+    return out
 
 
 def group_problems(problems: Iterable[Problem], draft: Mapping[str, Any] | None = None) -> dict[str | None,
@@ -1154,7 +1176,7 @@ def impact(engine: Engine, slug: str, draft: Mapping[str, Any], *, lang: str = "
     try:
         plan, count = forms.preview_publish(engine, data)
     except SpecError as exc:
-        return Impact(None, [], list(exc.problems), 0)
+        return Impact(None, [], list(exc.problems) + _type_refusals(_current(engine, slug), data), 0)
     current = _current(engine, slug)
     unchanged = current is not None and plan.spec.to_dict() == current.to_dict()
     out = Impact(plan, list(plan.changes), list(plan.problems), count, unchanged=unchanged)

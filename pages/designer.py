@@ -77,10 +77,10 @@ def _save(slug: str, draft: dict[str, Any], token: str, done: str) -> bool:
     try:
         dz.save_draft(eng, slug, draft, actor=who, token=token)
     except ConflictError as exc:
-        st.error(error_text(exc), icon=":material/sync_problem:")
+        st.error(md_escape(error_text(exc)), icon=":material/sync_problem:")
         return False
     except EngineError as exc:
-        st.error(error_text(exc), icon=":material/error:")
+        st.error(md_escape(error_text(exc)), icon=":material/error:")
         return False
     _flash(done)
     _bump(slug)
@@ -93,7 +93,7 @@ def _apply(slug: str, info: dz.DraftInfo, change, done: str) -> None:
     try:
         draft = change(info.draft)
     except EngineError as exc:
-        st.error(error_text(exc), icon=":material/error:")
+        st.error(md_escape(error_text(exc)), icon=":material/error:")
         return
     _save(slug, draft, info.token, done)
 
@@ -229,7 +229,7 @@ def _create_panel(eng: Any, who: Any, lg: str) -> None:
         try:
             dz.new_form_draft(eng, slug.strip(), {"zh": zh.strip(), "en": en.strip()}, actor=who, **kwargs)
         except EngineError as exc:
-            st.error(error_text(exc) + ("\n\n" + _problem_lines(exc.problems, lg) if exc.problems else ""))
+            st.error(md_escape(error_text(exc)) + ("\n\n" + _problem_lines(exc.problems, lg) if exc.problems else ""))
             return
         st.session_state[f"{P}__slug"] = slug.strip()
         st.session_state.pop(PICK, None)
@@ -379,7 +379,7 @@ def _grid(info: dz.DraftInfo, grouped: dict, lg: str) -> None:
     }
     edited = st.data_editor(_frame(rows, list(dz.GRID_COLUMNS) + GRID_EXTRA), key=_k(info.slug, "grid"),
                             num_rows="dynamic", hide_index=True, width="stretch", column_config=config)
-    changed = _records(edited) != rows
+    changed = [dz.plain(r) for r in _records(edited)] != [dz.plain(r) for r in rows]
     c1, c2, _ = st.columns([1, 1, 2])
     if changed:
         st.info(t("designer.grid_unsaved"), icon=":material/edit:")
@@ -959,7 +959,7 @@ def _publish_tab(info: dz.DraftInfo, lg: str) -> None:
         try:
             fv = dz.publish_draft(eng, info.slug, actor=require_ability("forms.design"), note=note.strip())
         except EngineError as exc:
-            st.error(error_text(exc) + ("\n\n" + _problem_lines(exc.problems, lg) if exc.problems else ""))
+            st.error(md_escape(error_text(exc)) + ("\n\n" + _problem_lines(exc.problems, lg) if exc.problems else ""))
             return
         _flash(translate("designer.published", lg, v=fv.version))
         st.session_state[f"{P}__published"] = info.slug
@@ -1031,7 +1031,7 @@ def _backfill_tab(info: dz.DraftInfo, lg: str) -> None:
     try:
         result = run_backfill(eng, info.slug, key, value, filters=q, actor=who, dry_run=not run_clicked)
     except EngineError as exc:
-        st.error(error_text(exc), icon=":material/error:")
+        st.error(md_escape(error_text(exc)), icon=":material/error:")
         return
     if run_clicked:
         _flash(translate("designer.backfill_done", lg, n=result.count))

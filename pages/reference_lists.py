@@ -97,7 +97,7 @@ def _new_list(eng: Any, who: Any, lg: str) -> None:
             forms.save_choice_list(eng, name, {k: v.strip() for k, v in (("zh", zh), ("en", en)) if v.strip()}
                                    or name, [], actor=who)
         except EngineError as exc:
-            st.error(error_text(exc))
+            st.error(md_escape(error_text(exc)))
             return
         st.session_state[f"{P}__want"] = name
         _done(translate("reflists.created", lg, name=name))
@@ -143,7 +143,7 @@ def _add_item(eng: Any, who: Any, info: Any, lg: str) -> None:
         try:
             _save_all(eng, who, fresh, _as_items(fresh) + [{"value": value, "label": label, "active": True}])
         except EngineError as exc:
-            st.error(error_text(exc))
+            st.error(md_escape(error_text(exc)))
             return
         _done(translate("reflists.added", lg, label=label["zh"], value=value))
 
@@ -176,7 +176,7 @@ def _rename(eng: Any, who: Any, info: Any, lg: str) -> None:
         try:
             forms.rename_choice(eng, info.name, item.value, label, actor=who)
         except EngineError as exc:
-            st.error(error_text(exc))
+            st.error(md_escape(error_text(exc)))
             return
         _done(translate("reflists.renamed", lg, value=item.value))
 
@@ -193,7 +193,7 @@ def _activation(eng: Any, who: Any, info: Any, lg: str) -> None:
         try:
             forms.set_choice_active(eng, info.name, item.value, not item.active, actor=who)
         except EngineError as exc:
-            st.error(error_text(exc))
+            st.error(md_escape(error_text(exc)))
             return
         done = "reflists.deactivated" if item.active else "reflists.reactivated"
         _done(translate(done, lg, label=_item_label(item, lg)))
@@ -211,7 +211,7 @@ def _import(eng: Any, who: Any, info: Any, lg: str) -> None:
             table = read_table(upload)
             rows = [cells for _n, cells in table.rows()]
         except EngineError as exc:
-            st.error(error_text(exc))
+            st.error(md_escape(error_text(exc)))
             return
         headers = [h or f"#{i + 1}" for i, h in enumerate(table.headers)]
         idx = list(range(len(headers)))
@@ -239,7 +239,7 @@ def _import(eng: Any, who: Any, info: Any, lg: str) -> None:
             try:
                 _save_all(eng, who, info, merged.items)
             except EngineError as exc:
-                st.error(error_text(exc) + "\n\n" + "\n".join(f"- {md_escape(p.describe(lg))}"
+                st.error(md_escape(error_text(exc)) + "\n\n" + "\n".join(f"- {md_escape(p.describe(lg))}"
                                                               for p in exc.problems[:20]))
                 return
             _done(translate("reflists.imported", lg, added=len(merged.added), relabelled=len(merged.relabelled)))

@@ -219,7 +219,7 @@ V1 = {
     "fields": [
         {"key": "name", "type": "text", "label": {"zh": "姓名", "en": "Name"}, "required": True},
         {"key": "story", "type": "textarea", "label": {"zh": "经过", "en": "Story"}},
-        {"key": "people", "type": "integer", "label": {"zh": "人数", "en": "People"}},
+        {"key": "people", "type": "integer", "label": {"zh": "人数", "en": "People"}, "min": 0},
         {"key": "kind", "type": "select", "label": {"zh": "类别", "en": "Kind"},
          "choices": [{"value": "a", "label": {"zh": "甲类"}}, {"value": "b", "label": {"zh": "乙类"}}]},
     ],
@@ -291,11 +291,18 @@ def test_retire_relabel_add_then_publish_v2_keeps_v1_records(visit) -> None:
 def test_an_unsafe_change_is_refused_with_its_message(visit) -> None:
     env, _rid = visit
     at = open_form(env, "visit")
+    assert "表格有尚未保存的修改" not in texts(at)  # a fresh grid (numbers and blanks) is not "changed"
+    assert by_suffix(at.button, "__save_grid").disabled
     keys = [r["key"] for r in grid_rows(at)]
     edit_grid(at, edited={keys.index("people"): {"type": "text"}})
     assert not at.exception
     people = next(r for r in grid_rows(at) if r["key"] == "people")
-    assert people["problems"].startswith("[version.type_changed]")  # next to its row
+    assert "[version.type_changed] 字段「people」的类型不能" in people["problems"]  # next to its row
+    assert "[spec.attr_not_allowed]" in people["problems"]  # and min means nothing for text
+    assert "version.type_changed" in texts(at)  # the publish tab names the refusal too
+    edit_grid(at, edited={keys.index("people"): {"min": None}})
+    people = next(r for r in grid_rows(at) if r["key"] == "people")
+    assert people["problems"].startswith("[version.type_changed]") and "attr_not_allowed" not in people["problems"]
     shown = texts(at)
     assert "字段「people」的类型不能从「integer」改为「text」" in unescape(shown)
     assert "另外新增一个使用新标识的字段" in shown  # what to do instead
@@ -356,3 +363,47 @@ def test_only_designers_reach_the_page(env: PageEnv) -> None:
     at = env.app(designer_page, "staff").run()
     assert "表单设计" not in [t.value for t in at.title]
     assert at.error and not at.data_editor
+
+
+def _xlsform(rows: list[list[str]]) -> bytes:
+    from openpyxl import Workbook
+
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "survey"
+    for r in rows:
+        ws.append(r)
+    choices = wb.create_sheet("choices")
+    choices.append(["list_name", "name", "label::中文", "label::English"])
+    choices.append(["yn", "yes", "是", "Yes"])
+    choices.append(["yn", "no", "否", "No"])
+    out = io.BytesIO()
+    wb.save(out)
+    return out.getvalue()
+
+
+def test_new_form_from_an_xlsform_upload_or_refused_row_by_row(env: PageEnv) -> None:
+    at = env.app(designer_page, "admin").run()
+    at.radio(key="designer__new_source").set_value("upload").run()
+    at.text_input(key="designer__new_slug").input("kobo_visit")
+    at.text_input(key="designer__new_title_zh").input("走访（Kobo）")
+    bad = _xlsform([["type", "name", "label::中文"], ["text", "who", "姓名"], ["geopoint", "where", "位置"],
+                    ["select_one yn", "ok", "满意吗"]])
+    at.file_uploader(key="designer__new_upload").set_value(("visit.xlsx", bad, "application/vnd.ms-excel")).run()
+    at.button(key="designer__create").click().run()
+    assert not at.exception, at.exception
+    refused = "\n".join(e.value for e in at.error)
+    assert "不能导入" in refused and "survey" in refused and "3" in refused  # sheet and row named
+    with session_scope(env.engine, write=False) as s:
+        assert s.exec(select(Form).where(Form.slug == "kobo_visit")).first() is None  # nothing half-imported
+
+    good = _xlsform([["Type", "Name", "Label::中文", "Label::English", "Required"], ["text", "who", "姓名", "Name", "yes"],
+                     ["select_one yn", "ok", "满意吗", "Satisfied?", ""]])
+    at.file_uploader(key="designer__new_upload").set_value(("visit.xlsx", good, "application/vnd.ms-excel")).run()
+    at.button(key="designer__create").click().run()
+    assert not at.exception, at.exception
+    draft = dz.get_draft(env.engine, "kobo_visit")
+    assert [(f["key"], f["type"]) for f in draft["fields"]] == [("who", "text"), ("ok", "select")]
+    assert draft["fields"][0]["label"] == {"zh": "姓名", "en": "Name"} and draft["fields"][0]["required"] is True
+    assert draft["title"] == {"zh": "走访（Kobo）"}
+    assert "草稿没有问题" in texts(at)

@@ -146,3 +146,26 @@ def test_create_a_list_and_only_admins_reach_the_page(env: PageEnv) -> None:
 
     staff = env.app(lists_page, "staff").run()
     assert staff.error and not staff.selectbox
+
+
+def test_import_a_list_from_a_spreadsheet_column(env: PageEnv) -> None:
+    at = open_list(env, "courts")
+    before = len(get_choice_list(env.engine, "courts").items)
+    csv = ("编号,法院名称,English\n"
+           f",{XIASHAN},\n"  # already in the list: kept, not doubled
+           ",遂溪县人民法院,Suixi County Court\n"
+           ",廉江市人民法院,\n"
+           ",,\n").encode("utf-8-sig")
+    by_suffix(at.file_uploader, "__upload_courts").set_value(("courts.csv", csv, "text/csv")).run()
+    assert not at.exception, at.exception
+    by_suffix(at.selectbox, "__imp_zh").select(1).run()
+    by_suffix(at.selectbox, "__imp_en").select(2).run()
+    assert "将新增 2 项，更新 0 项名称，跳过 1 行" in texts(at)
+    button(at, "导入").click().run()
+    assert not at.exception, at.exception
+    assert "已导入：新增 2 项" in texts(at)
+    items = {i.value: i for i in get_choice_list(env.engine, "courts").items}
+    assert len(items) == before + 2
+    assert items["suixi_county_court"].label == {"zh": "遂溪县人民法院", "en": "Suixi County Court"}
+    generated = [v for v, i in items.items() if i.label.get("zh") == "廉江市人民法院"]
+    assert generated == ["courts_001"]  # no value column, no ASCII label: a generated value
