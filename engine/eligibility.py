@@ -61,13 +61,6 @@ from models.tables import Form, Setting, Submission, utcnow
 
 INTAKE = "intake"
 
-# --- audit actions of the intake tools ------------------------------------------------------------
-# engine.audit refuses unknown actions. Until these names are listed in engine.audit.ACTIONS (one line
-# for the lead to add), they are added here at import time; afterwards this is a no-op.
-INTAKE_AUDIT_ACTIONS: frozenset[str] = frozenset({"eligibility_decision", "conflict_decision", "setting_update"})
-if not INTAKE_AUDIT_ACTIONS <= audit.ACTIONS:
-    audit.ACTIONS = audit.ACTIONS | INTAKE_AUDIT_ACTIONS
-
 register({
     "eligibility.reason_required": {
         "zh": "所作决定（{decision}）与系统建议（{proposal}）不一致，须写明理由。",

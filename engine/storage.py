@@ -24,7 +24,7 @@ from sqlalchemy import update as sql_update
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col
 
-from engine import audit, stamps, workflow
+from engine import audit, numbering, stamps, workflow
 from engine.access import Actor, form_allows
 from engine.db import is_postgres, session_scope
 from engine.errors import ConflictError, EngineError, NotFound, PermissionDenied, Problem, ValidationFailed
@@ -399,7 +399,7 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
         problems += _unique_problems(session, engine, spec, ref.id, clean, None, actor.language)
         if problems:
             raise ValidationFailed(title, {p.field or str(i): p for i, p in enumerate(problems)})
-        # (Numbering hook point: anything that fills sub.number / sub.data runs here, in this transaction.)
+        numbering.number_hook(session, spec, sub)  # in this transaction: a rollback frees no number
         session.add(sub)
         session.flush()
         audit.record(session, actor, "create", "submission", sub.id, form_slug=slug, detail={

@@ -16,6 +16,7 @@ import streamlit as st
 from engine.access import form_allows, may_reveal
 from engine.errors import ConflictError, EngineError, NotFound, PermissionDenied, ValidationFailed
 from models.spec import FieldSpec, FormSpec, ltext
+from pages.intake_tools import render_intake_panel
 from ui.i18n import t
 from ui.render import forget_widgets, render_form
 from ui.state import actor, db, lang
@@ -229,6 +230,7 @@ def _detail(eng: Any, who: Any, lg: str, slug: str, spec: FormSpec, wanted: str)
     if rec.deleted:
         _deleted_banner(eng, who, lg, rec)
     _workflow_panel(eng, who, lg, rec)
+    render_intake_panel(rec)  # eligibility, conflicts, number, deadlines, notices (intake only)
     editing = st.session_state.get(f"{base}__edit") is not None and not rec.deleted
     if editing:
         _edit_form(slug, rec.id)

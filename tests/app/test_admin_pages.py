@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
-from conftest import texts
 from sqlmodel import Session, func, select
 
 from engine.audit_log import AuditQuery, search
 from models.tables import AuditEvent
+from tests.app.conftest import texts
 
 
 def _audit():
