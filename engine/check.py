@@ -81,6 +81,10 @@ register(
             "zh": "审计日志为空，但数据库中已有 {forms} 个表单、{records} 条记录",
             "en": "The audit log is empty although there are {forms} form(s) and {records} record(s)",
         },
+        "check.audit_missing": {
+            "zh": "{records} 条记录中有 {missing} 条在审计日志中没有新增（或导入）记录",
+            "en": "{missing} of {records} record(s) have no create (or import) event in the audit log",
+        },
         "check.more": {
             "zh": "……同类问题还有 {count} 个未列出",
             "en": "... {count} more problem(s) of this kind not listed",
@@ -329,14 +333,43 @@ def _check_tallies(engine: Engine, specs: dict[tuple[int, int], FormSpec], out: 
 
 
 def _check_audit(engine: Engine, out: _Collector) -> None:
+    """The audit log is there, and every record (deleted ones too) has its create or import event."""
     with engine.connect() as conn:
         audits = conn.execute(select(func.count()).select_from(AuditEvent)).scalar_one()
-        if audits:
-            return
         forms = conn.execute(select(func.count()).select_from(Form)).scalar_one()
-        records = conn.execute(select(func.count()).select_from(Submission)).scalar_one()
-    if forms or records:
-        out.add(Problem("check.no_audit", {"forms": forms, "records": records}))
+        per_form = dict(
+            conn.execute(
+                select(Form.slug, func.count(Submission.id))
+                .join(Submission, Submission.form_id == Form.id)
+                .group_by(Form.slug)
+            ).all()
+        )
+        if not audits:
+            if forms or per_form:
+                out.add(Problem("check.no_audit", {"forms": forms, "records": sum(per_form.values())}))
+            return
+        creates = dict(
+            conn.execute(
+                select(AuditEvent.form_slug, func.count())
+                .where(AuditEvent.action == "create", AuditEvent.entity == "submission")
+                .group_by(AuditEvent.form_slug)
+            ).all()
+        )
+        imported: dict[str, int] = {}
+        for slug, detail in conn.execute(
+            select(AuditEvent.form_slug, AuditEvent.detail).where(
+                AuditEvent.action == "import", AuditEvent.entity == "submission"
+            )
+        ):
+            count = (detail or {}).get("count") if isinstance(detail, dict) else None
+            if isinstance(count, int):
+                imported[slug] = imported.get(slug, 0) + count
+    for slug, records in sorted(per_form.items()):
+        audited = creates.get(slug, 0) + imported.get(slug, 0)
+        if audited < records:
+            out.add(
+                Problem("check.audit_missing", {"missing": records - audited, "records": records}, form=slug)
+            )
 
 
 def summary_line(engine: Engine, problems: list[Problem], lang: str = "zh") -> str:

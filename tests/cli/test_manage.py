@@ -403,6 +403,10 @@ def test_check_reports_a_damaged_record(cli: Cli) -> None:
     assert proc.returncode == 1
     assert "check.bad_value" in proc.stdout and "check.unknown_key" in proc.stdout and "ghost" in proc.stdout
     assert "2 problem(s)" in proc.stderr
+    with sqlite3.connect(cli.db) as conn:
+        conn.execute("DELETE FROM audit_events WHERE action = 'create' AND entity_id = ?", (str(sub.id),))
+    proc = cli("check", lang="en")
+    assert proc.returncode == 1 and "check.audit_missing" in proc.stdout and "visit_log" in proc.stdout
 
 
 def test_errors_are_bilingual_without_traceback(cli: Cli) -> None:
