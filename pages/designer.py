@@ -226,6 +226,11 @@ def _create_panel(eng: Any, who: Any, lg: str) -> None:
                          + "\n".join(f"- {md_escape(p.describe(lg))}" for p in problems[:50]))
                 return
             kwargs["source"] = data
+            # a form moved from another console keeps its identifier and title unless new ones are typed
+            slug = slug.strip() or str(data.get("slug") or "")
+            if not zh.strip():
+                file_title = as_ltext(data.get("title"))
+                zh, en = file_title.get("zh", ""), en.strip() or file_title.get("en", "")
         try:
             dz.new_form_draft(eng, slug.strip(), {"zh": zh.strip(), "en": en.strip()}, actor=who, **kwargs)
         except EngineError as exc:
@@ -403,7 +408,7 @@ def _field_problems(info: dz.DraftInfo, grouped: dict, lg: str) -> None:
     with st.container(border=True):
         st.markdown(f"**{t('designer.problems_by_field')}**")
         for key, problems in keyed:
-            st.markdown(f"**{md_escape(labels.get(key, key))}** (`{md_escape(key)}`)\n" + _problem_lines(problems, lg))
+            st.markdown(f"**{md_escape(labels.get(key, key))}** ({md_escape(key)})\n" + _problem_lines(problems, lg))
 
 
 def _add_field_form(info: dz.DraftInfo, lg: str) -> None:
@@ -776,6 +781,10 @@ def _workflow_tab(info: dz.DraftInfo, grouped: dict, lg: str) -> None:
     initial = st.selectbox(t("designer.initial_state"), state_keys or [""], key=_k(info.slug, "wf_initial"),
                            index=state_keys.index(wf.get("initial")) if wf.get("initial") in state_keys else 0)
     st.markdown(f"**{t('designer.transitions')}**")
+    st.caption(t("designer.transitions_help"))
+    # The steps grid offers the *saved* states: options that changed while typing would make Streamlit
+    # treat the grid as a new one and drop its unsaved edits.
+    state_keys = [r["key"] for r in dz.states_to_rows(wf) if r["key"]]
     field_keys = [""] + [f["key"] for f in _active(info)]
     transitions = st.data_editor(
         _frame(dz.transitions_to_rows(wf), ["key", "label_zh", "label_en", "from", "to", "roles", "due_days",

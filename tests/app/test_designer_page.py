@@ -407,3 +407,69 @@ def test_new_form_from_an_xlsform_upload_or_refused_row_by_row(env: PageEnv) -> 
     assert draft["fields"][0]["label"] == {"zh": "姓名", "en": "Name"} and draft["fields"][0]["required"] is True
     assert draft["title"] == {"zh": "走访（Kobo）"}
     assert "草稿没有问题" in texts(at)
+
+
+def test_workflow_grids_and_list_columns(visit) -> None:
+    env, _rid = visit
+    at = open_form(env, "visit")
+    button(at, "添加流程").click().run()
+    assert dz.get_draft(env.engine, "visit")["workflow"]["initial"] == "new"
+    states = by_suffix(at.data_editor, "__wf_states")
+    at.session_state[states.key] = {"edited_rows": {}, "deleted_rows": [], "added_rows": [
+        {"key": "done", "label_zh": "已回访", "label_en": "Done", "terminal": True}]}
+    at.run()
+    button(at, "保存流程").click().run()
+    transitions = by_suffix(at.data_editor, "__wf_transitions")
+    at.session_state[transitions.key] = {"edited_rows": {}, "deleted_rows": [], "added_rows": [
+        {"key": "finish", "label_zh": "完成回访", "from": ["new"], "to": "done", "roles": ["admin", "staff"],
+         "due_days": 3, "needs_reason": False, "needs_field": "people", "pause": False}]}
+    at.run()
+    button(at, "保存流程").click().run()
+    assert not at.exception, at.exception
+    wf = dz.get_draft(env.engine, "visit")["workflow"]
+    assert [s["key"] for s in wf["states"]] == ["new", "done"] and wf["states"][1]["terminal"] is True
+    assert wf["transitions"] == [{"key": "finish", "label": {"zh": "完成回访"}, "from": ["new"], "to": "done",
+                                  "roles": ["admin", "staff"], "due_days": 3, "needs_field": "people"}]
+    assert dz.check_draft(env.engine, dz.get_draft(env.engine, "visit")) == []
+
+    lists = [m for m in at.multiselect if m.label == "记录列表显示的列"][0]
+    lists.set_value(["kind", "name"])
+    button(at, "保存").click().run()
+    assert dz.get_draft(env.engine, "visit")["list_columns"] == ["kind", "name"]
+
+
+def test_backfill_tab_counts_then_fills_only_after_confirmation(visit) -> None:
+    env, rid = visit
+    publish(env.engine, dict(V1, fields=V1["fields"] + [
+        {"key": "outcome", "type": "select", "label": {"zh": "回访结果"},
+         "choices": [{"value": "ok", "label": {"zh": "满意"}}, {"value": "bad", "label": {"zh": "不满意"}}]}]),
+        actor=SYSTEM)
+    at = open_form(env, "visit")
+    by_suffix(at.selectbox, "__bf__field").select("outcome").run()
+    by_suffix(at.selectbox, "__bf__value__outcome").select("ok").run()
+    assert by_suffix(at.button, "__bf__run").disabled  # nothing without the confirmation
+    by_suffix(at.button, "__bf__count").click().run()
+    assert "有 1 条记录会被填写（还没有修改任何记录）" in texts(at)
+    assert "outcome" not in form_rows(env, "visit")[0].data
+    by_suffix(at.checkbox, "__bf__confirm").check().run()
+    by_suffix(at.button, "__bf__run").click().run()
+    assert not at.exception, at.exception
+    assert "已回填 1 条记录" in texts(at)
+    rec = form_rows(env, "visit")[0]
+    assert rec.id == rid and rec.data["outcome"] == "ok" and rec.revision == 2 and rec.form_version == 1
+
+
+def test_a_form_moves_between_consoles_as_yaml(visit) -> None:
+    """Export on one console (the YAML download), import on another: same identifier, title and fields."""
+    from engine.spec import dump_spec
+
+    env, _rid = visit
+    text = dump_spec(get_spec(env.engine, "visit"), "yaml").replace("slug: visit", "slug: visit_copy")
+    at = env.app(designer_page, "admin").run()
+    at.radio(key="designer__new_source").set_value("upload").run()
+    at.file_uploader(key="designer__new_upload").set_value(("visit.yaml", text.encode(), "application/x-yaml")).run()
+    at.button(key="designer__create").click().run()
+    assert not at.exception, at.exception
+    draft = dz.get_draft(env.engine, "visit_copy")
+    assert draft["title"] == V1["title"]
+    assert draft["fields"] == get_spec(env.engine, "visit").to_dict()["fields"]
