@@ -647,8 +647,10 @@ def _escape_note(note: str) -> str:
 
 
 def _export_checklist(value: Any, field: FieldSpec) -> str:
+    # In the spec's item order, not the stored order: PostgreSQL (JSONB) does not keep key order.
+    order = {item.key: i for i, item in enumerate(field.items or [])}
     parts = []
-    for key, entry in value.items():
+    for key, entry in sorted(value.items(), key=lambda kv: (order.get(kv[0], len(order)), kv[0])):
         note = entry.get("note") or ""
         parts.append(f"{key}={entry.get('answer')}" + (f"({_escape_note(note)})" if note else ""))
     return "; ".join(parts)
