@@ -199,12 +199,18 @@ def mask_data(spec: FormSpec, data: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def edit_spec_for(own: FormSpec, current: FormSpec) -> FormSpec:
-    """The record's own version, with the fields retired in the current version marked retired."""
+def edit_spec_for(own: FormSpec, current: FormSpec, data: Mapping[str, Any] | None = None) -> FormSpec:
+    """The record's own version, with the fields retired in the current version marked retired,
+    plus later fields that already hold a value on this record (e.g. set by an audited backfill)."""
     retired = {f.key for f in current.fields if f.retired}
-    if not any(f.key in retired and not f.retired for f in own.fields):
+    own_keys = {f.key for f in own.fields}
+    later = [
+        f for f in current.fields
+        if f.key not in own_keys and not f.retired and data and not is_empty(data.get(f.key))
+    ]
+    if not later and not any(f.key in retired and not f.retired for f in own.fields):
         return own
-    fields = [f.model_copy(update={"retired": True}) if f.key in retired else f for f in own.fields]
+    fields = [f.model_copy(update={"retired": True}) if f.key in retired else f for f in own.fields] + later
     return own.model_copy(update={"fields": fields})
 
 
@@ -555,7 +561,7 @@ def get_record(engine: Engine, sub_id: int, *, actor: Actor, history_limit: int 
     with session_scope(engine, write=False) as session:
         history = audit.history(session, "submission", sub.id, limit=history_limit)
     return Record(submission=sub, spec=own, slug=slug, current_version=current_version,
-                  edit_spec=edit_spec_for(own, current), history=history)
+                  edit_spec=edit_spec_for(own, current, sub.data), history=history)
 
 
 def children(engine: Engine, parent_id: int, slug: str, q: ListQuery | None = None, *, actor: Actor) -> RecordPage:

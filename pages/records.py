@@ -586,7 +586,7 @@ def _children(eng: Any, who: Any, lg: str, rec: Any) -> None:
 ACTION_KEYS = {
     "create": "records.action_create", "update": "records.action_update", "delete": "records.action_delete",
     "restore": "records.action_restore", "transition": "records.action_transition",
-    "reveal": "records.action_reveal", "import": "records.action_import",
+    "reveal": "records.action_reveal", "import": "records.action_import", "backfill": "records.action_backfill",
 }
 
 

@@ -84,7 +84,7 @@ TOOLS: tuple[Tool, ...] = (
          "tools"),
     Tool("form-designer", "pages.designer", "render_designer", "forms.design", "nav.designer",
          ":material/design_services:", "admin"),
-    Tool("reference-lists", "pages.reference", "render_reference", "reference.edit", "nav.reference",
+    Tool("reference-lists", "pages.reference_lists", "render_reference_lists", "reference.edit", "nav.reference",
          ":material/list_alt:", "admin"),
     Tool("user-admin", "pages.users", "render_users", "users", "nav.users", ":material/group:", "admin"),
     Tool("intake-settings", "pages.intake_tools", "render_intake_settings", "settings", "nav.intake_settings",
