@@ -614,6 +614,16 @@ class Check:
 
 
 # --------------------------------------------------------------------------------------------
+# commands contributed by other modules (reports and record imports; moving the database)
+
+from engine.cli_move import add_commands as _add_move_commands  # noqa: E402
+from engine.cli_reports import add_commands as _add_report_commands  # noqa: E402
+
+_add_report_commands(command)
+_add_move_commands(command)
+
+
+# --------------------------------------------------------------------------------------------
 # main
 
 
