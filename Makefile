@@ -10,6 +10,8 @@ DEV_STAMP := $(VENV)/.stamp-requirements-dev
 # Parallel test workers (pytest-xdist); 1 runs the suite in one process.
 PYTEST_WORKERS ?= 2
 PYTEST_ARGS ?=
+# If set, `make test` writes pytest's own exit status there (make itself always exits 2 on failure).
+PYTEST_STATUS_FILE ?=
 
 export TEST_DATABASE_URL
 export DATABASE_URL
@@ -37,6 +39,7 @@ test: $(DEV_STAMP)
 	@workers=""; if [ "$(PYTEST_WORKERS)" -gt 1 ] 2>/dev/null; then workers="-n $(PYTEST_WORKERS)"; fi; \
 	status=0; $(BIN)/python -m pytest -q --import-mode=importlib $$workers $(PYTEST_ARGS) || status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: no tests were collected (pytest exit 5)" >&2; fi; \
+	if [ -n "$(PYTEST_STATUS_FILE)" ]; then echo $$status > "$(PYTEST_STATUS_FILE)"; fi; \
 	exit $$status
 
 lint: $(DEV_STAMP)
