@@ -88,6 +88,7 @@ _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # safe; libyaml wh
 _LOCK = threading.Lock()
 _SPECS: dict[tuple[str, str, int], FormSpec] = {}  # (url, slug, version) -> spec; versions are immutable
 _CHOICES: dict[str, tuple[int, dict[str, list[Choice]]]] = {}  # url -> (stamp, lists incl. inactive)
+_COUNTS: dict[str, tuple[int, dict[int, int]]] = {}  # url -> ("data" stamp, {form id: live records})
 
 
 def _url(engine: Engine) -> str:
@@ -100,11 +101,13 @@ def clear_caches(engine: Engine | None = None) -> None:
         if engine is None:
             _SPECS.clear()
             _CHOICES.clear()
+            _COUNTS.clear()
             return
         url = _url(engine)
         for key in [k for k in _SPECS if k[0] == url]:
             del _SPECS[key]
         _CHOICES.pop(url, None)
+        _COUNTS.pop(url, None)
 
 
 def spec_from_stored(data: Mapping[str, Any]) -> FormSpec:
@@ -208,29 +211,39 @@ def list_versions(engine: Engine, slug: str) -> list[FormVersion]:
 
 
 def list_forms(engine: Engine, include_archived: bool = False) -> list[FormInfo]:
-    """Published forms with their current version and live record count (one query each)."""
-    counts = (
-        select(Submission.form_id, func.count().label("n"))
-        .where(col(Submission.deleted_at).is_(None))
-        .group_by(Submission.form_id)
-        .subquery()
-    )
+    """Published forms with their current version and live record count (counts cached on the "data" stamp)."""
     stmt = (
-        select(Form, FormVersion.spec, func.coalesce(counts.c.n, 0))
+        select(Form, FormVersion.spec)
         .join(FormVersion, (FormVersion.form_id == Form.id) & (FormVersion.version == Form.current_version))
-        .outerjoin(counts, counts.c.form_id == Form.id)
         .order_by(Form.category, Form.slug)
     )
     if not include_archived:
         stmt = stmt.where(col(Form.archived).is_(False))
     out: list[FormInfo] = []
     with session_scope(engine, write=False) as session:
-        for form, spec, count in session.exec(stmt).all():
+        counts = _live_counts(session, _url(engine))
+        for form, spec in session.exec(stmt).all():
             out.append(FormInfo(
                 slug=form.slug, title=dict(form.title or {}), category=form.category, version=form.current_version,
-                count=int(count), parent=(spec or {}).get("parent"), archived=form.archived, builtin=form.builtin,
+                count=counts.get(int(form.id), 0), parent=(spec or {}).get("parent"), archived=form.archived,
+                builtin=form.builtin,
             ))
     return out
+
+
+def _live_counts(session: Session, url: str) -> dict[int, int]:
+    """{form id: live records}: one GROUP BY over the whole table, so remembered until a record changes
+    (the "data" stamp, read first: a write racing the count only makes the next call count again)."""
+    stamp = int(session.execute(text("SELECT stamp FROM change_stamps WHERE scope = 'data'")).scalar() or 0)
+    cached = _COUNTS.get(url)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    rows = session.execute(select(Submission.form_id, func.count()).where(col(Submission.deleted_at).is_(None))
+                           .group_by(Submission.form_id)).all()
+    counts = {int(fid): int(n) for fid, n in rows}
+    with _LOCK:
+        _COUNTS[url] = (stamp, counts)
+    return counts
 
 
 # --- publishing --------------------------------------------------------------------------------
@@ -335,6 +348,9 @@ def publish(engine: Engine, source: FormSpec | Mapping[str, Any] | str | Path, *
         raise PermissionDenied("form.forbidden_publish")
     with session_scope(engine) as session:
         fv, _created = _publish_in(session, _url(engine), source, actor=actor, note=note)
+    from engine.indexes import ensure_indexes
+
+    ensure_indexes(engine, fv.spec)  # expression indexes for the fields it lists, filters on, sums up
     return fv
 
 
@@ -683,4 +699,8 @@ def init_database(engine: Engine) -> dict[str, Any]:
     transaction, so a second process waits for the first one's schema instead of racing it.
     """
     upgrade(engine if is_postgres(engine) else engine.execution_options(sqlite_immediate=True))
-    return load_builtins(engine)
+    from engine.indexes import rebuild_indexes
+
+    result = load_builtins(engine)
+    rebuild_indexes(engine)  # creates only what is missing (built-ins, restored files); ms when nothing is
+    return result

@@ -10,6 +10,8 @@ except as bound parameters.
 from __future__ import annotations
 
 import re
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
@@ -38,7 +40,7 @@ from engine.db import session_scope
 from engine.errors import EngineError, PermissionDenied
 from engine.messages import register
 from models.spec import FieldSpec, FormSpec, ltext
-from models.tables import Submission
+from models.tables import ChangeStamp, Submission
 
 register({
     "query.bad_key": {
@@ -136,7 +138,8 @@ def sqlite_path(key: str) -> str:
 def json_field(engine_or_dialect: Engine | Dialect | str, key: str) -> ColumnElement[Any]:
     """`Submission.data[key]` as an SQL expression an expression index can match."""
     if _dialect_name(engine_or_dialect) == "postgresql":
-        return Submission.data.op("->>")(check_key(key))  # type: ignore[attr-defined]
+        # A literal key (checked above), not a bound one: `data ->> 'key'` is what an index holds.
+        return Submission.data.op("->>")(literal_column("'" + check_key(key) + "'"))  # type: ignore[attr-defined]
     return func.json_extract(Submission.data, literal_column(sqlite_path(key)))
 
 
@@ -273,8 +276,12 @@ def conditions(dialect: str, spec: FormSpec, form_id: int, q: ListQuery, *,
         conds.append(Submission.parent_id == int(q.parent_id))
     if q.date_from is not None or q.date_to is not None:
         conds.extend(_date_conditions(dialect, spec, q))
+    if hidden_keys and q.sort in hidden_keys:  # sorting by a value one may not see orders it: an oracle
+        raise _bad_key(spec, q.sort, "sort")
     for key, value in (q.filters or {}).items():
         f = _field_for(spec, key, "filter")
+        if hidden_keys and f.key in hidden_keys:  # so is filtering by it
+            raise _bad_key(spec, key, "filter")
         if value is None or value == "" or value == []:
             continue
         if _is_list(f):
@@ -325,7 +332,14 @@ def hidden_keys_for(actor: Actor, spec: FormSpec) -> set[str]:
 
 
 def list_records(engine: Engine, slug: str, q: ListQuery | None = None, *, actor: Actor) -> RecordPage:
-    """One page of a form's records (all versions) and the total count: two SQL queries."""
+    """One page of a form's records (all versions) and the total count, in SQL.
+
+    Deep pages are keyset pages: the last row of every page served is remembered (per process, keyed
+    by the form's "data:<slug>" change stamp, so any write forgets them), and page N+1 continues
+    from page N's last (sort value, id) through the expression index instead of an OFFSET. A page
+    reached without its predecessor finds that anchor once, from the nearest page already known.
+    The total is remembered the same way. A write bumps the stamp: nothing stale is ever served.
+    """
     from engine.forms import form_ref
 
     q = q or ListQuery()
@@ -337,40 +351,180 @@ def list_records(engine: Engine, slug: str, q: ListQuery | None = None, *, actor
         raise PermissionDenied("record.forbidden_deleted")
     _check_query(spec, q)
     dialect = engine.dialect.name
-    conds = conditions(dialect, spec, ref.id, q, hidden_keys=hidden_keys_for(actor, spec))
+    hidden = hidden_keys_for(actor, spec)
+    conds = conditions(dialect, spec, ref.id, q, hidden_keys=hidden)
     sort_expr = sort_expression(dialect, spec, q.sort)
-    order = [sort_expr.desc().nulls_last(), col(Submission.id).desc()] if q.desc else \
-        [sort_expr.asc().nulls_last(), col(Submission.id).asc()]
-    page_conds = list(conds)
-    offset = (q.page - 1) * q.page_size
+    size = q.page_size
     with session_scope(engine, write=False) as session:
-        total = int(session.execute(select(func.count()).select_from(Submission).where(and_(*conds))).scalar_one())
+        # The stamp is read before the data: a write in between leaves an older stamp on newer data,
+        # which the next call recomputes (never the reverse).
+        memo = _paging(engine, slug, ref.version, q, hidden, _stamp(session, slug))
+        if memo.total is None:
+            memo.total = _count(session, conds)
         if q.after_id is not None:
-            page_conds.append(_keyset(session, q, sort_expr))
-            offset = 0
-        stmt = select(Submission).where(and_(*page_conds)).order_by(*order).offset(offset).limit(q.page_size + 1)
-        rows = list(session.execute(stmt).scalars().all())
-    more = len(rows) > q.page_size
-    items = rows[: q.page_size]
-    pages = max(1, -(-total // q.page_size))
-    return RecordPage(items=items, total=total, page=q.page, page_size=q.page_size,
+            anchor = _anchor_of(session, sort_expr, int(q.after_id), q.sort)
+            rows = [] if anchor is None else _fetch(session, conds, sort_expr, q, anchor, size + 1)
+        elif q.page == 1:
+            rows = _fetch(session, conds, sort_expr, q, None, size + 1)
+        else:
+            anchor = _find_anchor(session, memo, conds, sort_expr, q)
+            rows = [] if anchor is None else _fetch(session, conds, sort_expr, q, anchor, size + 1)
+        if q.after_id is None and len(rows) > size:
+            memo.remember(size, q.page, rows[size - 1][1], int(rows[size - 1][0].id))
+    total = memo.total
+    more = len(rows) > size
+    items = [sub for sub, _value in rows[:size]]
+    pages = max(1, -(-total // size))
+    return RecordPage(items=items, total=total, page=q.page, page_size=size,
                       pages=pages, next_after_id=items[-1].id if more and items else None)
 
 
-def _keyset(session: Any, q: ListQuery, sort_expr: ColumnElement[Any]) -> ColumnElement[bool]:
-    after = int(q.after_id)  # type: ignore[arg-type]
+# --- keyset paging and the per-stamp memo -------------------------------------------------------
+PAGING_CACHE_SIZE = 256
+MAX_ANCHORS = 2048
+_MISSING = object()
+
+
+@dataclass
+class _Paging:
+    total: int | None = None
+    anchors: dict[tuple[int, int], tuple[Any, int]] = field(default_factory=dict)  # (size, page) -> last row
+
+    def remember(self, size: int, page: int, value: Any, row_id: int) -> None:
+        if len(self.anchors) < MAX_ANCHORS:
+            self.anchors[(size, page)] = (value, row_id)
+
+
+_PAGING: OrderedDict[tuple[Any, ...], _Paging] = OrderedDict()
+_PAGING_LOCK = threading.Lock()
+
+
+def _stamp(session: Any, slug: str) -> int:
+    from engine.stamps import data_scope
+
+    value = session.execute(select(ChangeStamp.stamp).where(ChangeStamp.scope == data_scope(slug))).scalar()
+    return int(value or 0)
+
+
+def _paging(engine: Engine, slug: str, version: int, q: ListQuery, hidden: set[str], stamp: int) -> _Paging:
+    what = repr((q.search, q.state, q.date_from, q.date_to, q.created_by, sorted((q.filters or {}).items()),
+                 q.sort, q.desc, q.include_deleted, q.parent_id, sorted(hidden)))
+    key = (engine.url.render_as_string(hide_password=True), slug, version, stamp, what)
+    with _PAGING_LOCK:
+        memo = _PAGING.get(key)
+        if memo is None:
+            memo = _PAGING[key] = _Paging()
+            while len(_PAGING) > PAGING_CACHE_SIZE:
+                _PAGING.popitem(last=False)
+        else:
+            _PAGING.move_to_end(key)
+        return memo
+
+
+def clear_paging_cache() -> None:
+    with _PAGING_LOCK:
+        _PAGING.clear()
+
+
+def _count(session: Any, conds: list[ColumnElement[bool]]) -> int:
+    return int(session.execute(select(func.count()).select_from(Submission).where(and_(*conds))).scalar_one())
+
+
+def _order(sort_expr: ColumnElement[Any], desc: bool) -> list[Any]:
+    """The list's order in one ORDER BY (NULLs last); used for the one-off anchor search only."""
+    if desc:
+        return [sort_expr.desc().nulls_last(), col(Submission.id).desc()]
+    return [sort_expr.asc().nulls_last(), col(Submission.id).asc()]
+
+
+NOT_NULL_SORTS: frozenset[str] = frozenset({"id", "created_at", "updated_at"})
+
+
+def _rows(session: Any, stmt: Any) -> list[tuple[Submission, Any]]:
+    return [(sub, value) for sub, value in session.execute(stmt).all()]
+
+
+def _fetch(session: Any, conds: list[ColumnElement[bool]], sort_expr: ColumnElement[Any], q: ListQuery,
+           anchor: tuple[Any, int] | None, limit: int) -> list[tuple[Submission, Any]]:
+    """The first `limit` rows after `anchor` = (sort value, id) in list order (None: from the start).
+
+    List order is the sort value (NULLs last in both directions), then id. It is read as up to three
+    plain index range reads, each with an ORDER BY an index can give as is (no NULLS LAST clause,
+    which PostgreSQL could only serve by sorting): rows with the anchor's value and a further id,
+    rows with a further value, then the rows without a value."""
+    sid = col(Submission.id)
+    by_id = sid.desc() if q.desc else sid.asc()
+    base = select(Submission, sort_expr).where(and_(*conds))
     if q.sort == "id":
-        return Submission.id < after if q.desc else Submission.id > after  # type: ignore[operator]
-    anchor = session.execute(select(sort_expr).where(Submission.id == after)).scalar()
+        if anchor is not None:
+            base = base.where(sid < anchor[1] if q.desc else sid > anchor[1])
+        return _rows(session, base.order_by(by_id).limit(limit))
+    by_value = [sort_expr.desc() if q.desc else sort_expr.asc(), by_id]
+    nullable = q.sort not in NOT_NULL_SORTS
+    value, after = anchor if anchor is not None else (None, 0)
+    beyond_id = sid < after if q.desc else sid > after
+    out: list[tuple[Submission, Any]] = []
     if anchor is None:
-        return false()
-    if q.desc:
-        return or_(sort_expr < anchor, and_(sort_expr == anchor, Submission.id < after))  # type: ignore[operator]
-    return or_(sort_expr > anchor, and_(sort_expr == anchor, Submission.id > after))  # type: ignore[operator]
+        present = base.where(sort_expr.is_not(None)) if nullable else base
+        out += _rows(session, present.order_by(*by_value).limit(limit))
+    elif value is not None:
+        out += _rows(session, base.where(sort_expr == value, beyond_id).order_by(by_id).limit(limit))
+        if len(out) < limit:
+            further = sort_expr < value if q.desc else sort_expr > value
+            out += _rows(session, base.where(further).order_by(*by_value).limit(limit - len(out)))
+    if nullable and len(out) < limit:
+        nulls = base.where(sort_expr.is_(None))
+        if anchor is not None and value is None:
+            nulls = nulls.where(beyond_id)
+        out += _rows(session, nulls.order_by(by_id).limit(limit - len(out)))
+    return out
+
+
+def _anchor_of(session: Any, sort_expr: ColumnElement[Any], row_id: int, sort: str) -> tuple[Any, int] | None:
+    """(sort value, id) of one record (the `after_id` of an explicit keyset query), None if it is gone."""
+    if sort == "id":
+        return (row_id, row_id)
+    found = session.execute(select(Submission.id, sort_expr).where(Submission.id == row_id)).first()
+    if found is None:
+        return None
+    return (found[1], row_id)
+
+
+def _find_anchor(session: Any, memo: _Paging, conds: list[ColumnElement[bool]], sort_expr: ColumnElement[Any],
+                 q: ListQuery) -> tuple[Any, int] | None:
+    """The last row of page q.page - 1: remembered, else counted once from the nearest known page."""
+    size, target = q.page_size, q.page - 1
+    known = memo.anchors.get((size, target))
+    if known is not None:
+        return known
+    start = max((p for (s, p) in memo.anchors if s == size and p < target), default=0)
+    skip = (target - start) * size - 1  # rows between the start anchor and the wanted last row
+    stmt = select(Submission.id, sort_expr).where(and_(*conds))
+    if start:
+        value, after = memo.anchors[(size, start)]
+        stmt = stmt.where(_beyond(sort_expr, q, value, after))
+    row = session.execute(stmt.order_by(*_order(sort_expr, q.desc)).offset(skip).limit(1)).first()
+    if row is None:
+        return None
+    anchor = (row[0] if q.sort == "id" else row[1], int(row[0]))
+    memo.remember(size, target, *anchor)
+    return anchor
+
+
+def _beyond(sort_expr: ColumnElement[Any], q: ListQuery, value: Any, after: int) -> ColumnElement[bool]:
+    """Rows after (value, id) in list order, as one condition (for the one-off anchor search)."""
+    sid = col(Submission.id)
+    beyond_id = sid < after if q.desc else sid > after
+    if q.sort == "id":
+        return beyond_id
+    if value is None:
+        return and_(sort_expr.is_(None), beyond_id)
+    further = sort_expr < value if q.desc else sort_expr > value
+    return or_(further, and_(sort_expr == value, beyond_id), sort_expr.is_(None))
 
 
 def count_records(engine: Engine, slug: str, q: ListQuery | None = None, *, actor: Actor) -> int:
-    """Only the count of `list_records` (one query)."""
+    """Only the count of `list_records` (remembered per change stamp, like the list's)."""
     from engine.forms import form_ref
 
     q = q or ListQuery()
@@ -379,6 +533,10 @@ def count_records(engine: Engine, slug: str, q: ListQuery | None = None, *, acto
         raise PermissionDenied("record.forbidden_view", form=ltext(ref.spec.title, actor.language) or slug)
     if q.include_deleted and not actor.can("records.delete"):
         raise PermissionDenied("record.forbidden_deleted")
-    conds = conditions(engine.dialect.name, ref.spec, ref.id, q, hidden_keys=hidden_keys_for(actor, ref.spec))
+    hidden = hidden_keys_for(actor, ref.spec)
+    conds = conditions(engine.dialect.name, ref.spec, ref.id, q, hidden_keys=hidden)
     with session_scope(engine, write=False) as session:
-        return int(session.execute(select(func.count()).select_from(Submission).where(and_(*conds))).scalar_one())
+        memo = _paging(engine, slug, ref.version, q, hidden, _stamp(session, slug))
+        if memo.total is None:
+            memo.total = _count(session, conds)
+        return memo.total

@@ -27,6 +27,8 @@ a `Drilldown` (form, filters, states, dates) the UI turns into a link to the rec
 from __future__ import annotations
 
 import calendar
+import threading
+from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -735,6 +737,24 @@ def year_end_report(engine: Engine, date_from: date, date_to: date, *, compare: 
         raise EngineError("report.bad_range", date_from=date_from.isoformat(), date_to=date_to.isoformat())
     if (date_to - date_from).days > 366 * MAX_YEARS:
         raise EngineError("report.range_too_long", years=MAX_YEARS)
+    key = (engine.url.render_as_string(hide_password=True), date_from, date_to, bool(compare), _marks(engine))
+    with _CACHE_LOCK:
+        hit = _CACHE.get(key)
+        if hit is not None:
+            _CACHE.move_to_end(key)
+    if hit is None:
+        hit = _compute(engine, date_from, date_to, compare)
+        with _CACHE_LOCK:
+            _CACHE[key] = hit
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+    prev_from, prev_to, sections = hit
+    sections = [Section(s.key, s.title, list(s.figures)) for s in sections]  # figures are frozen
+    return Report(date_from, date_to, prev_from, prev_to, sections, office=office_name(engine))
+
+
+def _compute(engine: Engine, date_from: date, date_to: date,
+             compare: bool) -> tuple[date | None, date | None, list[Section]]:
     forms = {slug: _form(engine, slug) for slug in (INTAKE, CONSULTATION, EVENT, HEARING, VISIT, INTEGRITY, ARCHIVE)}
     cur = _collect(engine, forms, date_from, date_to)
     prev_from = prev_to = None
@@ -745,11 +765,34 @@ def year_end_report(engine: Engine, date_from: date, date_to: date, *, compare: 
     b = _Builder(cur, prev, date_from, date_to, forms)
     sections = [s for s in (b.cases(), b.groups(), b.consultations(), b.outreach(), b.quality(), b.integrity(),
                             b.network()) if s is not None]
-    return Report(date_from, date_to, prev_from, prev_to, sections, office=office_name(engine))
+    return prev_from, prev_to, sections
+
+
+# Computed reports, per process, keyed by what they are computed from: every record write bumps the
+# "data" stamp, a publish "forms", a reference-list edit "choice_lists", and a tally tap adds a
+# tally_events row (append-only: its count and largest id move). A cached report is never stale.
+CACHE_SIZE = 64
+_CACHE: OrderedDict[tuple, tuple[date | None, date | None, list[Section]]] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+
+
+def _marks(engine: Engine) -> tuple:
+    from engine import stamps
+
+    marks = stamps.current_many(engine, ["data", "forms", "choice_lists"])
+    with engine.connect() as conn:
+        taps = conn.execute(select(func.count(), func.max(TallyEvent.id)).select_from(TallyEvent)).one()
+    return (tuple(sorted(marks.items())), int(taps[0] or 0), int(taps[1] or 0))
+
+
+def clear_cache() -> None:
+    with _CACHE_LOCK:
+        _CACHE.clear()
 
 
 __all__ = [
     "ACCEPTED_STATES", "CHARTS", "CLOSED_STATES", "Drilldown", "Figure", "Report", "Section", "base_conditions",
+    "clear_cache",
     "date_conditions", "format_change", "format_value", "group_counts", "list_counts", "period_label",
     "previous_period", "tally_sums", "year_end_report", "year_range",
 ]
