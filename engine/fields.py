@@ -51,6 +51,10 @@ register(
     {
         "field.invalid": {"zh": "填写的内容无法识别", "en": "This value cannot be understood"},
         "field.text": {"zh": "这里应填写文字", "en": "Please enter text here"},
+        "field.control_char": {
+            "zh": "内容含有不可见的控制字符，请删除后重新填写",
+            "en": "The text contains invisible control characters; please remove them",
+        },
         "field.too_long": {
             "zh": "内容太长（最多 {max} 个字）",
             "en": "Too long (at most {max} characters)",
@@ -209,8 +213,13 @@ def as_bool(value: Any) -> bool | None:
 # --------------------------------------------------------------------------------------------------
 # Text
 # --------------------------------------------------------------------------------------------------
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
 def _as_text(raw: Any) -> str:
     if isinstance(raw, str):
+        if _CONTROL.search(raw):  # NUL and other control characters: PostgreSQL refuses NUL in JSON
+            raise FieldProblem("field.control_char")
         return raw
     if isinstance(raw, int | float | Decimal) and not isinstance(raw, bool):
         return str(raw)

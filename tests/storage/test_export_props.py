@@ -58,7 +58,7 @@ FIELDS: list[dict[str, Any]] = [
 SPEC = {"slug": "props", "title": {"zh": "属性"}, "fields": FIELDS}
 
 # PostgreSQL JSONB cannot hold U+0000; everything else is fair game.
-_chars = st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00")
+_chars = st.characters(exclude_categories=("Cs", "Cc"), include_characters="\t\n")
 
 
 def _text() -> st.SearchStrategy[str]:

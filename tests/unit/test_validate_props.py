@@ -55,17 +55,21 @@ FIELDS: dict[str, FieldSpec] = {
 REFERENCE_LIST = FieldSpec(key="f", type="reference", choice_list="liaison_points")
 
 
+# Text a person can type: no surrogates, no control characters but tab and newline (others are refused).
+_TEXT_CHARS = st.characters(exclude_categories=("Cs", "Cc"), include_characters="\t\n")
+
+
 def _decimal_text(unscaled: int, places: int) -> str:
     number = Decimal(unscaled).scaleb(-places)
     return format(abs(number) if number == 0 else number, "f")
 
 
 def _text(max_size: int = 300) -> st.SearchStrategy[str]:
-    return st.text(max_size=max_size).map(str.strip).filter(bool)
+    return st.text(_TEXT_CHARS, max_size=max_size).map(str.strip).filter(bool)
 
 
 def _textarea() -> st.SearchStrategy[str]:
-    return st.text(max_size=300).map(lambda t: t.replace("\r\n", "\n").replace("\r", "\n").strip()).filter(bool)
+    return st.text(_TEXT_CHARS, max_size=300).map(lambda t: t.replace("\r\n", "\n").replace("\r", "\n").strip()).filter(bool)
 
 
 def _note() -> st.SearchStrategy[str]:
