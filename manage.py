@@ -456,6 +456,7 @@ class ExportRecords:
             help="不遮蔽敏感信息（需 --user）/ do not mask sensitive data (needs --user)",
         )
         p.add_argument("--user", help="以此用户身份导出 / export as this user")
+        p.add_argument("--reason", help="导出未遮蔽敏感信息的原因（记入审计日志）/ why (kept in the audit log)")
 
     @staticmethod
     def run(args: argparse.Namespace) -> int:
@@ -478,6 +479,7 @@ class ExportRecords:
                 lang=args.lang,
                 reveal=args.reveal,
                 progress=progress,
+                reason=args.reason,
             ),
         )
         masked = result.sensitive and not result.revealed

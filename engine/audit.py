@@ -21,7 +21,7 @@ from models.tables import AuditEvent
 ACTIONS: frozenset[str] = frozenset({
     "create", "update", "delete", "restore", "transition", "publish", "login", "login_failed", "logout",
     "reveal", "export", "import", "backup", "restore_db", "user_create", "user_update", "backfill",
-    "choice_list_update", "eligibility_decision", "conflict_decision", "setting_update",
+    "choice_list_update", "eligibility_decision", "conflict_decision", "setting_update", "retention",
 })
 
 

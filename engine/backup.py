@@ -571,6 +571,12 @@ def _reset_sequences(conn: Connection) -> None:
             )
 
 
+def audit_download(engine: Engine, file_name: str, *, actor: Any, size: int | None = None) -> None:
+    """A backup file (every record, unmasked) was handed out for download: who, when, which file."""
+    _audit(engine, actor, "export", {"backup_file": file_name, "bytes": size, "purpose": "backup download",
+                                     "sensitive": True, "revealed": True})
+
+
 def list_backups(dest_dir: str | Path | None = None) -> list[Path]:
     dest = Path(dest_dir) if dest_dir else BACKUP_DIR
     if not dest.is_dir():

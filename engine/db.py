@@ -9,14 +9,65 @@ from __future__ import annotations
 import json
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
 from engine.config import ROOT, database_url
+from engine.errors import EngineError
+from engine.messages import register
+
+register({
+    "db.read_only": {
+        "zh": "数据库当前是只读的，这次保存没有生效，您填写的内容仍保留在页面上。请联系管理员检查数据库文件的权限或只读设置后再保存。",
+        "en": "The database is read-only right now, so this save did not happen; what you entered is still on "
+              "the page. Ask the administrator to check the database file's permissions or read-only setting, "
+              "then save again.",
+    },
+    "db.full": {
+        "zh": "磁盘空间已满（或数据库已到容量上限），这次保存没有生效，您填写的内容仍保留在页面上。请联系管理员腾出空间后再保存。",
+        "en": "The disk (or the database's size limit) is full, so this save did not happen; what you entered is "
+              "still on the page. Ask the administrator to free some space, then save again.",
+    },
+    "db.write_failed": {
+        "zh": "写入数据库时出错（{detail}），这次保存没有生效，您填写的内容仍保留在页面上。请稍后重试；如仍失败请联系管理员。",
+        "en": "Writing to the database failed ({detail}), so this save did not happen; what you entered is still "
+              "on the page. Try again in a moment; if it keeps failing, tell the administrator.",
+    },
+})
+
+
+class StorageFailure(EngineError):
+    """The database refused a write (read-only, full, I/O error); the transaction was rolled back."""
+
+
+# (code, lower-case fragments of the driver's message or SQLSTATEs) -- SQLite and PostgreSQL
+_WRITE_FAILURES: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("db.read_only", ("readonly database", "read-only database", "read-only transaction", "25006")),
+    ("db.full", ("database or disk is full", "no space left on device", "could not extend file", "53100",
+                 "disk full")),
+    ("db.write_failed", ("disk i/o error", "database disk image is malformed", "unable to open database file",
+                         "58030")),
+)
+
+
+def write_failure(exc: BaseException) -> StorageFailure | None:
+    """The coded error for a database refusing a write, or None when `exc` is something else."""
+    if not isinstance(exc, DBAPIError):
+        return None
+    orig = getattr(exc, "orig", None)
+    state = str(getattr(orig, "sqlstate", "") or getattr(orig, "pgcode", "") or "")
+    message = str(orig if orig is not None else exc).lower()
+    for code, needles in _WRITE_FAILURES:
+        if state in needles or any(n in message for n in needles if not n.isdigit()):
+            detail = message.splitlines()[0][:120] if message else type(exc).__name__
+            return StorageFailure(code, detail=detail)
+    return None
+
 
 _ENGINES: dict[str, Engine] = {}
 _LOCK = threading.Lock()
@@ -81,14 +132,21 @@ def session_scope(engine: Engine, write: bool = True) -> Iterator[Session]:
     """One transaction: commit on success, roll back on any error.
 
     `write=True` takes SQLite's write lock up front (BEGIN IMMEDIATE); use `write=False` for reads.
+    A database that refuses the write (read-only, disk full, I/O error) raises `StorageFailure`
+    (an EngineError with a zh/en message: "db.read_only" / "db.full" / "db.write_failed") after
+    the rollback, instead of the driver's raw error.
     """
     bind = engine.execution_options(sqlite_immediate=True) if write else engine
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
             session.commit()
-        except BaseException:
-            session.rollback()
+        except BaseException as exc:
+            with suppress(DBAPIError):  # the connection is gone as well: nothing was committed anyway
+                session.rollback()
+            failure = write_failure(exc) if write else None
+            if failure is not None:
+                raise failure from exc
             raise
 
 

@@ -521,8 +521,11 @@ def export_records(
     lang: str = "zh",
     reveal: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    reason: str | None = None,
 ) -> ExportResult:
-    """Stream the live records of `slug` to `out` as `fmt` ("csv" | "xlsx")."""
+    """Stream the live records of `slug` to `out` as `fmt` ("csv" | "xlsx").
+
+    `reason`: why sensitive data is exported unmasked; kept in the export's audit event."""
     writer_cls = EXPORTERS.get(fmt)
     if writer_cls is None:
         from engine.errors import EngineError
@@ -559,11 +562,11 @@ def export_records(
         revealed=bool(reveal and plan.sensitive_columns),
     )
     if result.sensitive:
-        _audit(engine, actor, result)
+        _audit(engine, actor, result, reason)
     return result
 
 
-def _audit(engine: Engine, actor: Actor, result: ExportResult) -> None:
+def _audit(engine: Engine, actor: Actor, result: ExportResult, reason: str | None = None) -> None:
     from engine.audit import record
 
     with session_scope(engine) as s:
@@ -581,5 +584,6 @@ def _audit(engine: Engine, actor: Actor, result: ExportResult) -> None:
                 "columns": result.columns,
                 "sensitive": result.sensitive,
                 "revealed": result.revealed,
+                "reason": (reason or "").strip()[:500] or None,
             },
         )

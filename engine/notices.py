@@ -428,7 +428,7 @@ def available(engine: Engine, sub: Submission) -> list[NoticeKind]:
 
 
 def notice_pdf(engine: Engine, sub_id: int, kind: str, *, actor: Actor, reveal: bool = False,
-               today: date | None = None) -> bytes:
+               today: date | None = None, reason: str | None = None) -> bytes:
     """The notice as PDF bytes. Audited as an export (and says whether sensitive values were shown)."""
     nk = _kind(kind)
     context = context_for(engine, sub_id, actor=actor, reveal=reveal, today=today)
@@ -436,7 +436,8 @@ def notice_pdf(engine: Engine, sub_id: int, kind: str, *, actor: Actor, reveal: 
     pdf = render_pdf(template, context, title=ltext(nk.label, "zh"))
     with session_scope(engine) as session:
         audit.record(session, actor, "export", "submission", sub_id, form_slug=INTAKE, detail={
-            "notice": kind, "custom_template": custom, "revealed": bool(context.get("_revealed"))})
+            "notice": kind, "custom_template": custom, "revealed": bool(context.get("_revealed")),
+            "reason": (reason or "").strip()[:500] or None})
     return pdf
 
 

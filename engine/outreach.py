@@ -530,9 +530,11 @@ def quick_signup(engine: Engine, event_id: int, values: Mapping[str, Any], *, ac
 
 
 # --- export and PDF ------------------------------------------------------------------------------
-def signups_csv(engine: Engine, event_id: int, *, actor: Actor, lang: str = "zh", reveal: bool = False) -> bytes:
+def signups_csv(engine: Engine, event_id: int, *, actor: Actor, lang: str = "zh", reveal: bool = False,
+                reason: str | None = None) -> bytes:
     """The sign-ups of one event as CSV (UTF-8 with BOM): phones masked unless `reveal` and the role
-    may reveal. Checked like any export; an export holding a sensitive column is audited."""
+    may reveal. Checked like any export; an export holding a sensitive column is audited (with
+    `reason`: why it was exported unmasked)."""
     from engine import audit
     from engine.exporters import CsvWriter, check_export_allowed
     from engine.fields import REGISTRY, is_empty, mask_value
@@ -575,7 +577,7 @@ def signups_csv(engine: Engine, event_id: int, *, actor: Actor, lang: str = "zh"
         with session_scope(engine) as s:
             audit.record(s, actor, "export", "submission", str(event_id), form_slug=SIGNUP_FORM, detail={
                 "form": SIGNUP_FORM, "format": "csv", "count": count, "parent_id": int(event_id),
-                "sensitive": sensitive, "revealed": bool(reveal),
+                "sensitive": sensitive, "revealed": bool(reveal), "reason": (reason or "").strip()[:500] or None,
             })
     return out.getvalue()
 

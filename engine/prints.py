@@ -275,8 +275,9 @@ def available_prints(slug: str) -> list[PrintKind]:
 
 
 def print_record(engine: Engine, sub_id: int, kind: str = "record", *, actor: Actor, reveal: bool = False,
-                 lang: str | None = None) -> bytes:
-    """A PDF of one record (view access checked; `reveal` needs the reveal right and is audited)."""
+                 lang: str | None = None, reason: str | None = None) -> bytes:
+    """A PDF of one record (view access checked; `reveal` needs the reveal right and is audited,
+    with `reason`: why it is printed unmasked)."""
     from engine import audit
     from engine.db import session_scope
     from engine.forms import choice_lists
@@ -298,7 +299,8 @@ def print_record(engine: Engine, sub_id: int, kind: str = "record", *, actor: Ac
     if reveal and sensitive:
         with session_scope(engine) as s:
             audit.record(s, actor, "reveal", "submission", rec.id, form_slug=rec.slug,
-                         detail={"fields": sensitive, "via": f"print:{kind}"})
+                         detail={"fields": sensitive, "via": f"print:{kind}",
+                                 "reason": (reason or "").strip()[:500] or None})
     return pdf
 
 

@@ -44,6 +44,10 @@ register({
         "en": "Record #{id} has been deleted and cannot be changed.",
     },
     "record.not_deleted": {"zh": "记录 #{id} 没有被删除。", "en": "Record #{id} is not deleted."},
+    "record.purged": {
+        "zh": "记录 #{id} 已按数据保留期限清除，内容已不存在，不能恢复。",
+        "en": "Record #{id} was purged under the retention rules; its content is gone and it cannot be restored.",
+    },
     "record.forbidden_submit": {
         "zh": "您的角色不能在表单「{form}」中新增记录。",
         "en": "Your role may not add records to form '{form}'.",
@@ -474,6 +478,11 @@ def restore(engine: Engine, sub_id: int, *, actor: Actor) -> Submission:
     spec = get_spec(engine, slug, sub.form_version)
     now = utcnow()
     with session_scope(engine) as session:
+        retained = session.execute(select(AuditEvent.detail).where(  # purged by engine.retention: emptied
+            AuditEvent.action == "retention", AuditEvent.entity == "submission",
+            AuditEvent.entity_id == str(sub.id))).scalars().all()
+        if any(isinstance(d, dict) and d.get("mode") == "purge" for d in retained):
+            raise EngineError("record.purged", id=sub_id)
         _lock_form(session, engine, spec, sub.form_id)
         dup = _unique_problems(session, engine, spec, sub.form_id, sub.data, sub.id, actor.language,
                                code="record.restore_duplicate")

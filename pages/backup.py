@@ -33,4 +33,5 @@ def render_backup() -> None:
         cols[0].write(path.name)
         cols[1].write(f"{path.stat().st_size / 1_048_576:.1f} MB")
         cols[2].download_button(t("backup.download"), data=path.read_bytes(), file_name=path.name,
-                                key=f"backup_dl_{path.name}")
+                                key=f"backup_dl_{path.name}", on_click=backups.audit_download,
+                                args=(engine, path.name), kwargs={"actor": actor, "size": path.stat().st_size})

@@ -132,13 +132,16 @@ def _actions(rec: Any, who: Any) -> None:
         return
     with cols[2]:
         reveal = False
+        reason = ""
         if may_reveal(who, signup_spec):
             reveal = st.checkbox(t("event.export_reveal"), key="event_export_reveal")
+            if reveal:  # full phone numbers leave the console: say why (kept in the audit log)
+                reason = st.text_input(t("event.reveal_reason"), key="event_export_reason").strip()
         st.download_button(t("event.export"), data=functools.partial(outreach.signups_csv, db(), rec.id, actor=who,
-                                                                      lang=lang(), reveal=reveal),
+                                                                      lang=lang(), reveal=reveal, reason=reason),
                            file_name=f"event-{rec.id}-signups.csv",
                            mime="text/csv", icon=":material/download:", key="event_export", on_click="ignore",
-                           width="stretch")
+                           width="stretch", disabled=reveal and not reason)
 
 
 def _signup_spec() -> FormSpec | None:

@@ -255,15 +255,16 @@ def _notices(eng: Any, who: Any, lg: str, record: Any) -> None:
     from engine.forms import get_spec
     from engine.notices import available, notice_pdf
 
-    reveal = bool(st.session_state.get(f"record__{record.id}__revealed")) and may_reveal(who, get_spec(
-        eng, record.slug))
+    why = st.session_state.get(f"record__{record.id}__revealed")  # the reason given on the records page
+    reveal = bool(why) and may_reveal(who, get_spec(eng, record.slug))
+    why = why if isinstance(why, str) else None
     st.caption(t("intake.notices_revealed") if reveal else t("intake.notices_masked"))
     kinds = available(eng, record.submission)
     cols = st.columns(min(3, max(1, len(kinds))))
     stem = record.submission.number or f"{record.id}"
     for i, kind in enumerate(kinds):
         def make(k: str = kind.key) -> bytes:
-            return notice_pdf(eng, record.id, k, actor=who, reveal=reveal)
+            return notice_pdf(eng, record.id, k, actor=who, reveal=reveal, reason=why)
 
         cols[i % len(cols)].download_button(
             ltext(kind.label, lg), data=make, file_name=f"{ltext(kind.label, 'zh')}-{stem}.pdf",

@@ -216,6 +216,7 @@ def _detail(eng: Any, who: Any, lg: str, slug: str, spec: FormSpec, wanted: str)
         rec = get_record(eng, int(wanted), actor=who)
     except (ValueError, NotFound, PermissionDenied):
         st.error(t("records.not_found"), icon=":material/block:")
+        _unsaved_edit(lg, spec, wanted)
         return
     if rec.slug != slug:
         st.error(t("records.not_found"), icon=":material/block:")
@@ -308,7 +309,7 @@ def _view(eng: Any, who: Any, lg: str, rec: Any, view_spec: FormSpec, revealed: 
                 st.error(t("records.reveal_need_reason"))
                 return
             _log_reveal(eng, who, rec, [f.key for f in sensitive], reason.strip())
-            st.session_state[f"{base}__revealed"] = True
+            st.session_state[f"{base}__revealed"] = reason.strip()  # truthy; the notices' audit reuses it
             st.rerun()
 
 
@@ -350,6 +351,33 @@ def _start_edit(rec: Any) -> None:
     st.session_state.pop(f"{base}__conflict", None)
 
 
+def _unsaved_edit(lg: str, spec: FormSpec, wanted: str) -> None:
+    """The record went away (deleted) while this user was editing it: show what they had typed and
+    not saved, so that it is not silently lost (kept until they leave the record)."""
+    from engine.fields import is_empty
+    from ui.render import live_values
+
+    try:
+        base = f"record__{int(wanted)}"
+    except ValueError:
+        return
+    snapshot = st.session_state.get(f"{base}__edit")
+    if snapshot is None:
+        return
+    stored = snapshot["data"]
+    live = live_values(spec, stored, f"{base}__form{st.session_state.get(f'{base}__gen', 0)}")
+    typed = {k: v for k, v in live.items() if v != stored.get(k) and not is_empty(v)}
+    unsaved = st.session_state.setdefault(f"{base}__unsaved", {})
+    unsaved.update(typed)
+    if not unsaved:
+        return
+    st.warning(t("records.unsaved_edit"), icon=":material/content_copy:")
+    for key, value in unsaved.items():
+        f = spec.field(key)
+        st.markdown(f"**{md_escape((ltext(f.label, lg) if f else '') or key)}**")
+        st.code("、".join(map(str, value)) if isinstance(value, list) else str(value), language=None)
+
+
 def _stop_edit(record_id: int) -> None:
     base = f"record__{record_id}"
     forget_widgets(f"{base}__form{st.session_state.get(f'{base}__gen', 0)}")
@@ -369,7 +397,10 @@ def _edit_form(slug: str, record_id: int) -> None:
     snapshot = st.session_state.get(f"{base}__edit")
     if snapshot is None:
         return
-    rec = get_record(eng, record_id, actor=who)
+    try:
+        rec = get_record(eng, record_id, actor=who)
+    except (NotFound, PermissionDenied):  # deleted while being edited: the whole page says so
+        st.rerun(scope="app")
     spec = rec.edit_spec
     current_spec = _current_spec(eng, slug)
     protected = {}
@@ -406,14 +437,15 @@ def _edit_form(slug: str, record_id: int) -> None:
     except ValidationFailed as exc:
         st.session_state[f"{base}__errors"] = dict(exc.errors)
         st.rerun()
-    except ConflictError:
+    except ConflictError as exc:
         try:
             latest = get_record(eng, record_id, actor=who).submission
-        except (NotFound, PermissionDenied):
+        except (NotFound, PermissionDenied):  # e.g. deleted meanwhile: hidden from this role
             latest = None
-        by = (latest.deleted_by or latest.updated_by) if latest is not None else "?"
+        by = (latest.deleted_by or latest.updated_by) if latest is not None else str(exc.params.get("by") or "?")
         at = (latest.deleted_at or latest.updated_at) if latest is not None else None
-        st.session_state[f"{base}__conflict"] = {"by": user_names(eng).get(by, by), "at": local_time(at)}
+        st.session_state[f"{base}__conflict"] = {"by": user_names(eng).get(by, by),
+                                                 "at": local_time(at) if at else str(exc.params.get("at") or "?")}
         st.rerun()
     except (NotFound, PermissionDenied, EngineError) as exc:
         st.error(md_escape(exc.message(lg)))
@@ -491,6 +523,7 @@ def _workflow_panel(eng: Any, who: Any, lg: str, rec: Any) -> None:
     if workflow.is_paused(sub):
         parts.append(":gray-badge[" + t("workflow.paused") + "]")
     st.markdown(" · ".join(parts))
+    _changed_since_seen(eng, who, rec)
     if rec.deleted or st.session_state.get(f"{base}__edit") is not None:
         return
     steps = workflow.available(spec, sub, who)
@@ -536,8 +569,11 @@ def _workflow_panel(eng: Any, who: Any, lg: str, rec: Any) -> None:
     except ValidationFailed as exc:
         st.session_state[f"{base}__wf_error"] = "；".join(p.message(lg) for p in exc.errors.values())
         st.rerun()
-    except ConflictError:
-        st.session_state[f"{base}__wf_error"] = t("workflow.conflict")
+    except ConflictError as exc:
+        from ui.records_view import user_names
+
+        by = str(exc.params.get("by") or "?")
+        st.session_state[f"{base}__wf_error"] = t("workflow.conflict", by=user_names(eng).get(by, by))
         st.rerun()
     except EngineError as exc:
         st.session_state[f"{base}__wf_error"] = exc.message(lg)
@@ -546,6 +582,23 @@ def _workflow_panel(eng: Any, who: Any, lg: str, rec: Any) -> None:
         st.session_state.pop(f"{base}__wf__{step.key}{suffix}", None)
     st.session_state[f"{base}__flash"] = t("workflow.done", step=workflow.transition_label(step, lg))
     st.rerun()
+
+
+def _changed_since_seen(eng: Any, who: Any, rec: Any) -> None:
+    """Someone else changed the record since this page last showed it (e.g. took the workflow step
+    this user just clicked: that click then does nothing): say who, so it is not silently dropped."""
+    from engine import workflow
+    from ui.records_view import local_time, user_names
+
+    sub = rec.submission
+    key = f"record__{rec.id}__wf_seen"
+    seen = st.session_state.get(key)
+    st.session_state[key] = sub.revision
+    if seen is None or seen >= sub.revision or sub.updated_by == who.username:
+        return
+    by = user_names(eng).get(sub.updated_by, sub.updated_by)
+    st.warning(t("workflow.changed_meanwhile", by=md_escape(by), at=local_time(sub.updated_at),
+                 state=md_escape(workflow.state_label(rec.spec, sub.state, lang()))), icon=":material/sync_problem:")
 
 
 # --- children -----------------------------------------------------------------------------------------
@@ -587,6 +640,7 @@ ACTION_KEYS = {
     "create": "records.action_create", "update": "records.action_update", "delete": "records.action_delete",
     "restore": "records.action_restore", "transition": "records.action_transition",
     "reveal": "records.action_reveal", "import": "records.action_import", "backfill": "records.action_backfill",
+    "retention": "records.action_retention",
 }
 
 
