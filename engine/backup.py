@@ -28,6 +28,7 @@ from typing import Any
 
 from sqlalchemy import Table, func, insert, inspect, select, text
 from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import DataError, IntegrityError, ProgrammingError
 from sqlmodel import SQLModel
 
 import models.tables  # noqa: F401  (registers the tables)
@@ -497,12 +498,16 @@ def _restore_dump(engine_url: str, path: Path, force: bool) -> RestoreSummary:
     if busy and not force:
         raise BackupError("restore.not_empty", tables=", ".join(f"{k}={v}" for k, v in busy.items()))
     by_name = {t.name: t for t in tables()}
-    with engine.begin() as conn:
-        for table in reversed(tables(conn)):
-            conn.execute(table.delete())
-        _load(conn, lines, by_name, path)
-        if is_postgres(engine):
-            _reset_sequences(conn)
+    try:  # one transaction: a dump that breaks half way leaves the database as it was
+        with engine.begin() as conn:
+            for table in reversed(tables(conn)):
+                conn.execute(table.delete())
+            _load(conn, lines, by_name, path)
+            if is_postgres(engine):
+                _reset_sequences(conn)
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError, OverflowError,
+            IntegrityError, DataError, ProgrammingError) as exc:  # rows that are not what the header says
+        raise BackupError("restore.bad_dump", file=str(path), reason=f"{type(exc).__name__}: {str(exc)[:200]}") from exc
     if dump_rev and dump_rev != known[-1]:
         _migrate(engine)
     return RestoreSummary(file=str(path), kind="lacdump", counts=table_counts(engine))

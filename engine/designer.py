@@ -92,6 +92,10 @@ register({
         "en": "The draft was changed by {by} at {at}. Your change was not saved, so as not to overwrite theirs; "
               "reopen the draft and make your change again.",
     },
+    "designer.upload_too_large": {
+        "zh": "文件「{name}」太大（{size} MB）：表单定义文件最多 {max} MB。",
+        "en": "The file '{name}' is too large ({size} MB): a form definition file has at most {max} MB.",
+    },
     "designer.upload_format": {
         "zh": "无法识别文件「{name}」。请上传 .yaml、.yml、.json 或 .xlsx（XLSForm）文件。",
         "en": "The file '{name}' is not recognised. Upload a .yaml, .yml, .json or .xlsx (XLSForm) file.",
@@ -1036,6 +1040,9 @@ def new_form_draft(engine: Engine, slug: str, title: Mapping[str, str] | str, *,
     return draft_info(engine, slug)
 
 
+MAX_SPEC_BYTES = 2 * 1024 * 1024  # a YAML / JSON form definition (XLSForm workbooks: engine.xlsform.MAX_BYTES)
+
+
 def import_source(data: bytes, filename: str, *, slug: str | None = None) -> tuple[dict[str, Any] | None,
                                                                                  list[Problem]]:
     """Read an uploaded form: YAML / JSON (kept as a draft even with spec problems, which the designer
@@ -1050,6 +1057,9 @@ def import_source(data: bytes, filename: str, *, slug: str | None = None) -> tup
         return spec.to_dict(), []
     if suffix not in (".yaml", ".yml", ".json"):
         return None, [Problem("designer.upload_format", {"name": filename})]
+    if len(data) > MAX_SPEC_BYTES:  # YAML is parsed in pure Python: a huge file would tie up the server
+        return None, [Problem("designer.upload_too_large", {"name": filename, "size": f"{len(data) / 1048576:.1f}",
+                                                            "max": MAX_SPEC_BYTES // 1048576})]
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError:

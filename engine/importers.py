@@ -1,7 +1,7 @@
 """Record imports from CSV or XLSX (e.g. last year's Excel sheets), all-or-nothing and undoable.
 
 - Files: CSV in UTF-8 (with or without BOM), else GB18030 (old Excel "CSV" saved on Chinese
-  Windows); delimiter `,` `;` or tab; or XLSX (first sheet). Over 50 MB or 100,000 rows: refused
+  Windows); delimiter `,` `;` or tab; or XLSX (first sheet). Over 20 MB or 50,000 rows: refused
   with a clear message. Cells written by `engine.exporters` (formula-neutralised with a quote) are
   read back exactly (`unescape_cell`), so an export re-imports as the same values.
 - Columns map to fields by key or label (zh or en, a trailing "*" or the export's "(retired)"
@@ -89,8 +89,8 @@ register(
     }
 )
 
-MAX_BYTES = 50 * 1024 * 1024
-MAX_ROWS = 100_000
+MAX_BYTES = 20 * 1024 * 1024  # = server.maxUploadSize in .streamlit/config.toml
+MAX_ROWS = 50_000
 MAX_PROBLEMS = 500
 STATE_KEY = "_state"
 XLSX_MAGIC = b"PK\x03\x04"
@@ -183,10 +183,11 @@ def _decode(data: bytes) -> tuple[str, str]:
 def _csv_table(data: bytes) -> Table:
     text, encoding = _decode(data)
     sample = text[:65536]
-    try:
-        dialect: Any = csv.Sniffer().sniff(sample, delimiters=",;\t")
+    try:  # only the delimiter is guessed: a cell starting with ' must not make ' the quote character
+        delimiter = csv.Sniffer().sniff(sample, delimiters=",;\t").delimiter
     except csv.Error:
-        dialect = csv.excel
+        delimiter = ","
+    dialect: Any = type("_Dialect", (csv.excel,), {"delimiter": delimiter})
     reader = csv.reader(io.StringIO(text, newline=""), dialect)
     first = next(reader, None)
     if first is None or _blank(first):

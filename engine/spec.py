@@ -59,6 +59,7 @@ _OPS = ("equals", "not_equals", "in", "not_in", "not_empty", "empty", "gt", "lt"
 _NO_VALUE_OPS = ("empty", "not_empty")
 _LIST_OPS = ("in", "not_in")
 _CHOICE_TYPES = ("select", "multiselect")
+MAX_CHOICES = 2000  # options listed in one field; longer lists belong in a reference list (choice_list)
 _DATE_TYPES = ("date", "datetime")
 
 
@@ -257,6 +258,11 @@ register(
         "spec.choices_both": {
             "zh": "选择题字段同时填写了 choices 和 choice_list，只能二选一。请删除其中一个。",
             "en": "The choice field has both choices and choice_list; use only one of them. Delete the other.",
+        },
+        "spec.too_many_choices": {
+            "zh": "选项太多：此字段有 {n} 个选项，最多 {max} 个。选项很多时请改用参考名单（choice_list），在「参考名单」页面维护。",
+            "en": "Too many options: this field has {n}, at most {max} are allowed. For a long list use a reference "
+                  "list (choice_list), kept on the Reference lists page.",
         },
         "spec.choice_duplicate": {
             "zh": "选项值「{value}」重复出现。每个选项的值必须不同，请修改或删除重复的选项。",
@@ -927,7 +933,9 @@ class _Checker:
                     self.add("spec.choices_missing", path + ("choices",), f.key)
                 elif f.choices and f.choice_list:
                     self.add("spec.choices_both", path + ("choice_list",), f.key)
-            if f.choices:
+            if f.choices and len(f.choices) > MAX_CHOICES:
+                self.add("spec.too_many_choices", path + ("choices",), f.key, n=len(f.choices), max=MAX_CHOICES)
+            elif f.choices:
                 seen: set[str] = set()
                 for j, c in enumerate(f.choices):
                     if c.value in seen:

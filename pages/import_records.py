@@ -18,6 +18,7 @@ from models.spec import ltext
 from ui.auth import error_text, require_ability
 from ui.i18n import t
 from ui.state import db, lang
+from ui.widgets import md_escape
 
 SKIP = ""
 REPORT_KEY = "import_report"
@@ -57,11 +58,12 @@ def _mapping_editor(spec, headers: list[str], guess, digest: str, lg: str) -> di
     for match in guess.columns:
         default = match.target if match.target in options else SKIP
         pick = cols[match.index % 3].selectbox(
-            match.header or t("import.blank_header", n=match.index + 1), keys, index=keys.index(default),
+            md_escape(match.header) if match.header else t("import.blank_header", n=match.index + 1), keys,
+            index=keys.index(default),
             format_func=options.get, key=f"import_map_{digest}_{match.index}")
         chosen[match.index] = pick or None
     if guess.unknown:
-        st.caption(t("import.unknown_columns", columns="、".join(guess.unknown)))
+        st.caption(t("import.unknown_columns", columns=md_escape("、".join(guess.unknown))))
     return chosen
 
 

@@ -232,7 +232,8 @@ def _detail(eng: Any, who: Any, lg: str, slug: str, spec: FormSpec, wanted: str)
         _deleted_banner(eng, who, lg, rec)
     _workflow_panel(eng, who, lg, rec)
     render_intake_panel(rec)  # eligibility, conflicts, number, deadlines, notices (intake only)
-    editing = st.session_state.get(f"{base}__edit") is not None and not rec.deleted
+    editing = (st.session_state.get(f"{base}__edit") is not None and not rec.deleted
+               and _may_edit(who, _current_spec(eng, slug), rec.submission))  # never for a replayed edit state
     if editing:
         _edit_form(slug, rec.id)
     else:

@@ -138,6 +138,21 @@ def _cookie_issued_at(key: str) -> float | None:
         return None
 
 
+def _cookie_unreadable(key: str) -> bool:
+    """A login cookie is present but is not an HS256 token of ours with a username and an expiry
+    (another algorithm, another key, garbage): the library would raise on some of these, so it is
+    dropped before the library reads it."""
+    token = st.context.cookies.get(COOKIE_NAME)
+    if not isinstance(token, str) or not token:  # (AppTest has no cookies)
+        return False
+    try:
+        claims = jwt.decode(token, key, algorithms=["HS256"])
+        float(claims["exp_date"])
+        return not isinstance(claims.get("username"), str)
+    except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+        return True
+
+
 def _clear_session() -> None:
     for name in (SS_ACTOR, SS_LOGIN_AT, _SS_PASSWORD_LOGIN):
         st.session_state.pop(name, None)
@@ -168,6 +183,8 @@ def _login(engine: Engine, authenticator: stauth.Authenticate, key: str) -> auth
     """The login form (or a login from the cookie). Returns the user when logged in."""
     ss = st.session_state
     ss[_SS_PASSWORD_LOGIN] = False
+    if _cookie_unreadable(key):
+        _force_logout(authenticator)  # the form, not an error page, for a forged or broken cookie
     try:
         authenticator.login(location="main", key=LOGIN_KEY, fields=_login_fields())
     except LoginError:  # a cookie naming a user who no longer exists

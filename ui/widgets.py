@@ -55,7 +55,9 @@ def field_label(field: FieldSpec, lang: str) -> str:
 
 
 def field_help(field: FieldSpec, lang: str) -> str | None:
-    return ltext(field.help, lang) or None
+    """The help tooltip (Markdown in Streamlit): escaped like the label, so a spec's text shows literally."""
+    text = ltext(field.help, lang)
+    return md_escape(text) if text else None
 
 
 def choices_for(field: FieldSpec, ctx: WidgetContext | None) -> list[Choice]:

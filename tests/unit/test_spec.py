@@ -59,6 +59,8 @@ CASES = [
           "    choice_list: sexes  #<\n", "sex"),
     _case("spec.choice_duplicate", HEAD + "  - key: sex\n    type: multiselect\n    choices:\n      - m\n"
           "      - m  #<\n", "sex"),
+    _case("spec.too_many_choices", HEAD + "  - key: pick\n    type: select\n    choices: ["
+          + ", ".join(f"v{i}" for i in range(2001)) + "]  #<\n", "pick"),
     _case("spec.choice_list_unknown", HEAD + "  - key: court\n    type: select\n    choice_list: courtz  #<\n",
           "court", known_lists={"courts"}),
     _case("spec.items_missing", HEAD + "  - key: files  #<\n    type: checklist\n", "files"),
