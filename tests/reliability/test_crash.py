@@ -4,6 +4,11 @@ integrity checks, every record the writer saw acknowledged is there with its aud
 half-written is there (no record without its create event) and application numbers have no gap
 and no repeat (the number is taken in the record's own transaction).
 
+Each writer is a fresh process forked by a small server (tests/reliability/crash_writer.py) that
+imported the engine once, so a restart costs milliseconds instead of seconds of imports; the writer
+opens its own engine after the fork and is killed by its pid at a random moment 0-0.6 s after it is
+ready (before its first save, in the middle of a transaction, between commit and acknowledgement).
+
 SQLite file and PostgreSQL. The random seed is printed, so a failing run can be repeated
 (LAC_CRASH_SEED=<seed>).
 """
