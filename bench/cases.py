@@ -281,14 +281,33 @@ class HandQueries:
         return where, params
 
     def list_counts(self, slug: str, key: str, where: str, params: tuple) -> str:
+        """Records per distinct list (folded into items by `fold_lists`), on the list's expression index."""
         if self.pg:
-            arr = f"s.data -> '{key}'"
-            return (f"SELECT je.value, count(DISTINCT s.id) FROM submissions s CROSS JOIN LATERAL "
-                    f"jsonb_array_elements_text(CASE WHEN jsonb_typeof({arr}) = 'array' THEN {arr} "
-                    f"ELSE '[]'::jsonb END) AS je(value) WHERE {where} GROUP BY je.value")
+            value = f"(s.data -> '{key}')"
+            return (f"SELECT {value}, count(*) FROM submissions s WHERE {where} "
+                    f"AND jsonb_typeof({value}) = 'array' GROUP BY {value}")
         path = f"'$.\"{key}\"'"
-        return (f"SELECT je.value, count(DISTINCT s.id) FROM submissions s, json_each(s.data, {path}) je "
-                f"WHERE {where} AND json_type(s.data, {path}) = 'array' GROUP BY je.value")
+        return (f"SELECT json_extract(s.data, {path}), count(*) FROM submissions s WHERE {where} "
+                f"AND json_type(s.data, {path}) = 'array' GROUP BY json_extract(s.data, {path})")
+
+
+def fold_lists(rows: list[tuple]) -> dict[str, int]:
+    """{item: records} from (list, records) rows."""
+    out: dict[str, int] = {}
+    for found, n in rows:
+        items = json.loads(found) if isinstance(found, str) else found
+        if isinstance(items, list):
+            for item in {str(i) for i in items if i is not None}:
+                out[item] = out.get(item, 0) + int(n)
+    return out
+
+
+def fold_months(rows: list[tuple]) -> list[tuple[str, int]]:
+    months: dict[str, int] = {}
+    for day, n in rows:
+        if day is not None:
+            months[str(day)[:7]] = months.get(str(day)[:7], 0) + int(n)
+    return sorted(months.items())
 
 
 def hand_queries(engine: Engine, now: datetime, year: int, with_network: bool) -> HandQueries:
@@ -306,8 +325,8 @@ def hand_queries(engine: Engine, now: datetime, year: int, with_network: bool) -
     # the intake dashboard
     w, p = hq.live("intake")
     q.append(("dash.total", f"SELECT count(*) FROM submissions WHERE {w}", p))
-    month = f"substr({j('application_date')}, 1, 7)"
-    q.append(("dash.by_month", f"SELECT {month}, count(*) FROM submissions WHERE {w} GROUP BY {month}", p))
+    day = j("application_date")  # records per day on the date's index, folded into months
+    q.append(("dash.by_month", f"SELECT {day}, count(*) FROM submissions WHERE {w} GROUP BY {day}", p))
     for key in ("case_category", "intake_channel", "case_cause", "service_type"):
         q.append((f"dash.{key}", f"SELECT {j(key)}, count(*) FROM submissions WHERE {w} GROUP BY {j(key)}", p))
     ws, ps = hq.live("intake", "s.")
@@ -364,7 +383,14 @@ def hand_queries(engine: Engine, now: datetime, year: int, with_network: bool) -
 
 
 def run_hand(raw: Raw, hq: HandQueries) -> dict[str, list[tuple]]:
-    return {name: raw.execute(sql, params) for name, sql, params in hq.queries}
+    """Every hand-written query, with the Python folds a hand-written report would do too."""
+    out = {name: raw.execute(sql, params) for name, sql, params in hq.queries}
+    for name in out:
+        if name.endswith("groups"):
+            fold_lists(out[name])
+        elif name == "dash.by_month":
+            fold_months(out[name])
+    return out
 
 
 def _norm(v: Any) -> Any:
@@ -390,11 +416,11 @@ def check_numbers(hand: dict[str, list[tuple]], dash: Any, report: Any) -> list[
             bad.append(f"{name}: engine {a!r} != hand {b!r}")
 
     same("dashboard.total", dash.total, hand["dash.total"][0][0])
-    same("dashboard.by_month", sorted(dash.by_month), sorted((str(m), int(n)) for m, n in hand["dash.by_month"]
-                                                             if m is not None))
+    same("dashboard.by_month", sorted(dash.by_month), fold_months(hand["dash.by_month"]))
     by_key = {b.key: {_norm(bar.value): bar.count for bar in b.bars if bar.count} for b in dash.breakdowns}
     for key in ("case_category", "intake_channel", "case_cause", "service_type", "special_groups"):
-        rows = {_norm(v): int(n) for v, n in hand[f"dash.{key}"]}
+        found = hand[f"dash.{key}"]
+        rows = fold_lists(found) if key == "special_groups" else {_norm(v): int(n) for v, n in found}
         if key in by_key and not any(b.truncated for b in dash.breakdowns if b.key == key):
             same(f"dashboard.{key}", by_key[key], {k: v for k, v in rows.items() if v})
     funnel = {s.state: (s.count, s.overdue) for s in dash.funnel if s.count}
@@ -409,7 +435,7 @@ def check_numbers(hand: dict[str, list[tuple]], dash: Any, report: Any) -> list[
     same("cases.closed", report.get("cases.closed"), closed)
     same("cases.refused", report.get("cases.refused"),
          sum(n for (_c, _r, s), n in cur["intake"].items() if s == "refused"))
-    for value, n in hand["cur.groups"]:
+    for value, n in fold_lists(hand["cur.groups"]).items():
         same(f"groups.{value}", report.get(f"groups.{value}"), int(n))
     same("consultations.total", report.get("consultations.total"), sum(int(n) for _v, n in hand["cur.consult"]))
     same("outreach.events", report.get("outreach.events"), sum(int(n) for _v, n in hand["cur.events"]))

@@ -138,18 +138,18 @@ def _clone_rows(task: Task) -> Callable[[], dict[str, Any]]:
 
 
 def run_task(task: Task) -> tuple[str, int, float]:
-    """Make and store `task.count` rows of one form (in a worker process)."""
+    """Make and store `task.count` rows of one form (in a worker process). (slug, rows, CPU seconds)"""
     from engine.db import get_engine
     from engine.storage import bulk_create
 
     engine = get_engine(task.url)
-    started = time.perf_counter()
+    started = time.process_time()
     make = _intake_rows(task, engine) if task.slug == "intake" else _clone_rows(task)
     done = 0
     while done < task.count:
         n = min(BATCH, task.count - done)
         done += bulk_create(engine, task.slug, [make() for _ in range(n)], actor=SYSTEM, validate=True, batch=BATCH)
-    return task.slug, done, time.perf_counter() - started
+    return task.slug, done, time.process_time() - started
 
 
 def _templates(engine: Engine, slug: str, limit: int = 400) -> tuple[tuple[dict[str, Any], int | None], ...]:
@@ -190,17 +190,22 @@ def grow(engine: Engine, url: str, target: int, *, today: date, jobs: int = 2, s
             tasks.append(Task(url, slug, part, rng.randrange(1 << 30), today, templates.get(slug, ())))
     started = time.perf_counter()
     added = 0
+    cpu = 0.0
     if jobs <= 1 or len(tasks) == 1:
         for task in tasks:
-            added += run_task(task)[1]
+            _slug, n, secs = run_task(task)
+            added += n
+            cpu += secs
     else:
         engine.dispose()  # no pooled connections are inherited by the workers
         with ProcessPoolExecutor(max_workers=jobs) as pool:
-            for _slug, n, _secs in pool.map(run_task, tasks):
+            for _slug, n, secs in pool.map(run_task, tasks):
                 added += n
+                cpu += secs
                 log(f"  generated {have + added:,} / {target:,}")
     seconds = time.perf_counter() - started
-    return {"added": added, "seconds": seconds, "rows_per_s": added / seconds if seconds else 0.0, "plan": plan}
+    return {"added": added, "seconds": seconds, "rows_per_s": added / seconds if seconds else 0.0,
+            "cpu_seconds": cpu, "plan": plan}
 
 
 def analyze(engine: Engine) -> None:

@@ -16,8 +16,9 @@ planner sees an equality on it.
 
 Which fields (`planned_indexes`): the list columns (as the records page shows them), the summary
 dimensions, the date field, the single-value choice fields offered as list filters and unique
-fields; never sensitive fields, and never list-valued (multiselect) or object (checklist) fields,
-which an expression index cannot serve. Plus `(form_id, updated_at)` for the "recently updated" sort
+fields; never sensitive fields or object (checklist) fields. A list-valued (multiselect) summary
+dimension gets ``(form_id, json_type(...), json_extract(...))``: records per item are then counted by
+a GROUP BY over the few distinct lists (`engine.reports.list_counts`). Plus `(form_id, updated_at)` for the "recently updated" sort
 and, for a form with a workflow, `(form_id, state, due_at, paused_at)` for the dashboard funnel.
 
 Names are ``ixf_<slug>_<key>_<hash>`` (at most 60 characters; the hash of kind, slug and key keeps
@@ -38,7 +39,7 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from engine.queries import KEY_RE, json_field, json_number
+from engine.queries import KEY_RE, json_field, json_list, json_number
 from models.spec import FieldSpec, FormSpec
 
 PREFIX = "ixf_"
@@ -53,14 +54,20 @@ _FORM_IN_PREDICATE = re.compile(r"form_id\)?\s*=\s*\(?(\d+)")
 class IndexDef:
     name: str
     key: str  # the field key ("updated_at" for the column index)
-    kind: str  # "text" (json_field) | "number" (json_number) | "column"
-    expression: str  # SQL of the indexed expression, unqualified
+    kind: str  # "text" (json_field) | "number" (json_number) | "list" (json_list) | "column"
+    expression: str  # SQL of the indexed expression(s), unqualified; " || " between two (kind "list")
 
     def ddl(self, dialect: str, form_id: int) -> str:
         expr = self.expression
         if dialect == "postgresql":
             # id last: equal values come in id order, as the list wants them (SQLite's rowid is implicit)
-            expr = (expr if self.kind == "column" else f"({expr})") + ", id"
+            if self.kind == "list":
+                expr = ", ".join(f"({part})" for part in expr.split(" || "))
+            elif self.kind != "column":
+                expr = f"({expr})"
+            expr += ", id"
+        else:
+            expr = expr.replace(" || ", ", ")
         return (f'CREATE INDEX IF NOT EXISTS "{self.name}" ON submissions (form_id, {expr}) '
                 f"WHERE form_id = {int(form_id)} AND deleted_at IS NULL")
 
@@ -101,7 +108,11 @@ def indexed_fields(spec: FormSpec) -> list[tuple[FieldSpec, str]]:
     for f in list_fields(spec):
         add(f, "number" if _value_kind(f) == "number" else "text")  # sorted as numbers
     for key in spec.summary:
-        add(spec.field(key))
+        f = spec.field(key)
+        if f is not None and _value_kind(f) == "list" and not f.sensitive and _stores(f) and KEY_RE.match(f.key):
+            wanted.setdefault(f"list:{f.key}", (f, "list"))  # records per item: GROUP BY the whole list
+        else:
+            add(f)
     if spec.date_field:
         add(spec.field(spec.date_field))
     for f in spec.active_fields:
@@ -126,8 +137,11 @@ def planned_indexes(engine: Engine | Connection, spec: FormSpec) -> list[IndexDe
     dialect = engine.dialect.name
     out: list[IndexDef] = []
     for f, kind in indexed_fields(spec):
-        expr = json_number(dialect, f.key) if kind == "number" else json_field(dialect, f.key)
-        out.append(IndexDef(_name(spec.slug, f.key, kind), f.key, kind, _sql(expr, engine)))
+        if kind == "list":
+            sql = " || ".join(_sql(e, engine) for e in json_list(dialect, f.key))
+        else:
+            sql = _sql(json_number(dialect, f.key) if kind == "number" else json_field(dialect, f.key), engine)
+        out.append(IndexDef(_name(spec.slug, f.key, kind), f.key, kind, sql))
     out.append(IndexDef(_name(spec.slug, "updated_at", "column"), "updated_at", "column", "updated_at"))
     if spec.workflow is not None:  # the dashboard funnel (per state, overdue): an index-only scan
         out.append(IndexDef(_name(spec.slug, "state", "column"), "state", "column", "state, due_at, paused_at"))

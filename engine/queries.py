@@ -143,6 +143,18 @@ def json_field(engine_or_dialect: Engine | Dialect | str, key: str) -> ColumnEle
     return func.json_extract(Submission.data, literal_column(sqlite_path(key)))
 
 
+def json_list(engine_or_dialect: Engine | Dialect | str, key: str) -> tuple[ColumnElement[Any], ColumnElement[Any]]:
+    """(JSON type, whole value) of a list-valued field (multiselect), as one expression index holds them:
+    SQLite ``json_type(data, '$."key"')``, ``json_extract(data, '$."key"')`` (an array as JSON text);
+    PostgreSQL ``jsonb_typeof(data -> 'key')``, ``data -> 'key'``. Counting records per item is then a
+    GROUP BY over the index (a few distinct lists) folded into items, not a json_each of every record."""
+    if _dialect_name(engine_or_dialect) == "postgresql":
+        value = Submission.data.op("->")(literal_column("'" + check_key(key) + "'"))  # type: ignore[attr-defined]
+        return func.jsonb_typeof(value), value
+    path = literal_column(sqlite_path(key))
+    return func.json_type(Submission.data, path), func.json_extract(Submission.data, path)
+
+
 def json_number(engine_or_dialect: Engine | Dialect | str, key: str) -> ColumnElement[Any]:
     """A numeric JSON value (integers, or decimals stored as exact strings) for sorting and sums."""
     expr = json_field(engine_or_dialect, key)

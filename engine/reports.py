@@ -27,6 +27,7 @@ a `Drilldown` (form, filters, states, dates) the UI turns into a link to the rec
 from __future__ import annotations
 
 import calendar
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -35,13 +36,13 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
-from sqlalchemy import distinct, func, literal_column, select, true
+from sqlalchemy import distinct, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
 from engine.errors import EngineError, NotFound
 from engine.messages import register
-from engine.queries import check_key, json_field, json_number, sqlite_path
+from engine.queries import json_field, json_list, json_number
 from models.spec import FieldSpec, FormSpec, LText, ltext
 from models.tables import Submission, TallyEvent
 
@@ -342,23 +343,27 @@ def group_counts(conn: Connection, conds: list[ColumnElement[bool]], *exprs: Col
 
 
 def list_counts(conn: Connection, dialect: str, conds: list[ColumnElement[bool]], key: str) -> dict[str, int]:
-    """{item: records whose list field `key` holds item} (multiselect), one GROUP BY query."""
-    if dialect == "postgresql":
-        from sqlalchemy import case
+    """{item: records whose list field `key` holds item} (multiselect): one GROUP BY over the distinct
+    lists (served by the field's expression index, see engine.indexes), folded into items here."""
+    kind, value = json_list(dialect, key)
+    stmt = select(value, func.count()).where(*conds, kind == "array").group_by(value)
+    out: dict[str, int] = {}
+    for found, n in conn.execute(stmt):
+        items = json.loads(found) if isinstance(found, str) else found
+        if not isinstance(items, list):
+            continue
+        for item in {_item_text(dialect, i) for i in items if i is not None}:
+            out[item] = out.get(item, 0) + int(n)
+    return out
 
-        arr = Submission.data.op("->")(check_key(key))  # type: ignore[attr-defined]
-        safe = case((func.jsonb_typeof(arr) == "array", arr), else_=literal_column("'[]'::jsonb"))
-        each = func.jsonb_array_elements_text(safe).table_valued("value").lateral("je")
-        stmt = (select(each.c.value, func.count(distinct(Submission.id)))
-                .select_from(Submission).join(each, true()).where(*conds).group_by(each.c.value))
-    else:
-        path = literal_column(sqlite_path(key))
-        each = func.json_each(Submission.data, path).table_valued("value").alias("je")
-        stmt = (select(each.c.value, func.count(distinct(Submission.id)))
-                .select_from(Submission).join(each, true())
-                .where(*conds, func.json_type(Submission.data, path) == "array")
-                .group_by(each.c.value))
-    return {str(v): int(n) for v, n in conn.execute(stmt) if v is not None}
+
+def _item_text(dialect: str, item: Any) -> str:
+    """A list item as text, as SQLite's json_each / PostgreSQL's jsonb_array_elements_text give it."""
+    if isinstance(item, bool):
+        return ("true" if item else "false") if dialect == "postgresql" else ("1" if item else "0")
+    if isinstance(item, dict | list):
+        return json.dumps(item, ensure_ascii=False, separators=(", ", ": ") if dialect == "postgresql" else (",", ":"))
+    return str(item)
 
 
 def tally_sums(conn: Connection, conds: list[ColumnElement[bool]]) -> dict[str, int]:

@@ -108,11 +108,12 @@ def test_publish_creates_the_indexes_the_spec_wants(cases):
     fid = _form_id(cases, SLUG)
     plan = planned_indexes(cases, get_spec(cases, SLUG))
     keys = {(i.key, i.kind) for i in plan}
-    # list columns (numbers as numbers), summary, date field, select filters; the funnel; updated_at
+    # list columns (numbers as numbers), summary (a multiselect as a whole list), date field, select filters;
+    # the funnel; updated_at
     assert keys == {("day", "text"), ("name", "text"), ("kind", "text"), ("hours", "number"), ("channel", "text"),
-                    ("stage", "text"), ("updated_at", "column"), ("state", "column")}
-    # never a sensitive field, a list (multiselect) or long free text
-    assert not {"id_no", "tags", "remark"} & {i.key for i in plan}
+                    ("stage", "text"), ("tags", "list"), ("updated_at", "column"), ("state", "column")}
+    # never a sensitive field or long free text
+    assert not {"id_no", "remark"} & {i.key for i in plan}
     found = _mine(cases)
     assert all(found.get(i.name) == fid for i in plan)
     assert all(len(i.name) <= 60 and i.name.startswith("ixf_") for i in plan)
@@ -216,6 +217,9 @@ def test_dashboard_and_report_aggregates_use_the_indexes(cases):
     if cases.dialect.name == "sqlite":  # PostgreSQL hashes 240 distinct days from any index at this size
         assert uses(cases, seen, r"GROUP BY.*day", index_name(cases, "day"))  # records per month
     assert uses(cases, seen, r"GROUP BY submissions.state", index_name(cases, "state", "column"))  # funnel
+    assert uses(cases, seen, r"GROUP BY.*tags", index_name(cases, "tags", "list"))  # records per list item
+    tags = {b.key: b for b in dashboards.form_dashboard(cases, SLUG, actor=MANAGER).breakdowns}["tags"]
+    assert {bar.value: bar.count for bar in tags.bars if bar.count} == {"elderly": 80}  # i % 3 == 0 of 240
 
 
 def test_year_end_report_figures_use_the_intake_indexes(engine):
