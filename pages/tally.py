@@ -5,11 +5,13 @@ Without it, the page shows the event picker: today's events as one-tap buttons, 
 (upcoming, then recent) in a select box.
 
 Counting: every counter of the event's form gets its running total for all tablets and this
-tablet's own count, refreshed live (`st.fragment(run_every=2)`), and big buttons +1 and the spec's
-larger steps. Each tap is a callback that makes its tap id BEFORE writing and keeps the tap as
-pending until the database confirmed it; a tap whose write failed stays on screen as "not counted"
-with a retry button that re-sends the SAME tap id (engine.tally.tap is idempotent on it), so a tap
-is never silently lost and never counted twice. "Undo my last tap" writes a compensating tap.
+tablet's own count, refreshed live (a `st.fragment(run_every=2)` per counter, around the numbers
+only), and big buttons +1 and the spec's larger steps (outside the fragments: see `_live`). Each
+button carries the tap id of its next press, made when the button is drawn, i.e. BEFORE writing
+(`button_tap_id`); the callback keeps the tap as pending until the database confirmed it. A tap
+whose write failed stays on screen as "not counted" with a retry button that re-sends the SAME tap
+id (engine.tally.tap is idempotent on it), so a tap is never silently lost and never counted twice.
+"Undo my last tap" writes a compensating tap.
 
 Device: a per-browser-tab id in st.session_state["tally_device"] (the "this tablet" of the counts
 and of undo).
@@ -42,6 +44,9 @@ SS_DEVICE = "tally_device"
 SS_PENDING = "tally_pending"  # tap_id -> {event, counter, delta, kind, status, error}
 SS_FLASH = "tally_flash"  # [(icon, text)] toasts to show on the next render
 SS_LAST = "tally_last"  # (event, counter) -> text of the last confirmation
+SS_NEXT_ID = "tally_next_id"  # button key -> the tap id its next press sends
+SS_HANDLED = "tally_handled"  # tap ids of presses already handled (most recent HANDLED_KEEP)
+HANDLED_KEEP = 500
 SS_SIGNUP_GEN = "tally_signup_gen"
 SS_SIGNUP_ERRORS = "tally_signup_errors"
 SS_SIGNUP_DUP = "tally_signup_dup"
@@ -129,15 +134,41 @@ def _send(tap_id: str) -> None:
     _flash(":material/check_circle:", text)
 
 
-def _tap(event_id: int, counter: str, delta: int, label: str) -> None:
-    tap_id = tally.new_tap_id()  # made before writing: a retry re-sends this id
+def button_tap_id(button_key: str) -> str:
+    """The tap id the button `button_key` sends when pressed next.
+
+    It is made when the button is drawn (before any write) and bound to the button's callback, so
+    one press is one tap id even if Streamlit delivers the press twice (e.g. a run interrupted by
+    the next message): the second delivery is recognised here, or by the engine, and not counted.
+    A new id is made once the press was handled."""
+    ids = st.session_state.setdefault(SS_NEXT_ID, {})
+    if button_key not in ids:
+        ids[button_key] = tally.new_tap_id()
+    return str(ids[button_key])
+
+
+def _handled(button_key: str, tap_id: str) -> bool:
+    """Whether this press (its tap id) was already handled; else mark it and give the button a new id."""
+    done: list[str] = st.session_state.setdefault(SS_HANDLED, [])
+    if tap_id in done or tap_id in _pending():
+        return True
+    done.append(tap_id)
+    del done[:-HANDLED_KEEP]
+    st.session_state.setdefault(SS_NEXT_ID, {})[button_key] = tally.new_tap_id()
+    return False
+
+
+def _tap(event_id: int, counter: str, delta: int, label: str, button_key: str, tap_id: str) -> None:
+    if _handled(button_key, tap_id):
+        return
     _pending()[tap_id] = {"event": event_id, "counter": counter, "delta": delta, "kind": "tap",
                           "status": "sending", "label": label, "at": datetime.now(LOCAL_TZ).strftime("%H:%M:%S")}
     _send(tap_id)
 
 
-def _undo(event_id: int, counter: str, label: str) -> None:
-    tap_id = tally.new_tap_id()
+def _undo(event_id: int, counter: str, label: str, button_key: str, tap_id: str) -> None:
+    if _handled(button_key, tap_id):
+        return
     _pending()[tap_id] = {"event": event_id, "counter": counter, "delta": 0, "kind": "undo",
                           "status": "sending", "label": label, "at": datetime.now(LOCAL_TZ).strftime("%H:%M:%S")}
     _send(tap_id)
@@ -172,6 +203,14 @@ def render_tally() -> None:
     st.html(CSS)
     device_id()
     st.title(t("tally.title"))
+    _body(who)
+    # The same CSS again, in the page itself: a style-only st.html lives in Streamlit's event
+    # container, which was seen emptied on tablets right after a cookie login (buttons back to
+    # 40 px until the next full run); an element of the page is only ever replaced by a full run.
+    st.markdown(CSS, unsafe_allow_html=True)
+
+
+def _body(who: Any) -> None:
     event_id, live = _chosen_event(who)
     if event_id is None:
         _show_flash()
@@ -259,10 +298,11 @@ def _show_flash() -> None:
         st.toast(md_escape(text), icon=icon)
 
 
-# --- the live part: pending taps, totals and buttons -------------------------------------------------
-@st.fragment(run_every=REFRESH_SECONDS)
+# --- counting: pending taps, live totals and buttons -----------------------------------------------
+# The buttons are NOT inside a fragment: Streamlit drops a click made inside a fragment whose id
+# changed or was cleared by a full-app rerun ("fragment ... does not exist anymore"), which would
+# lose the tap silently. Only the numbers are fragments (run_every); a tap reruns the page.
 def _live(event_id: int) -> None:
-    """Totals for all tablets, refreshed every REFRESH_SECONDS; taps rerun only this fragment."""
     _show_flash()
     _settle_interrupted()
     _pending_panel(event_id)
@@ -273,11 +313,9 @@ def _live(event_id: int) -> None:
         st.error(error_text(exc), icon=":material/event_busy:")
         return
     try:
-        totals = tally.totals(eng, event_id)
         mine = tally.totals(eng, event_id, device=device_id())
-    except Exception as exc:
-        st.warning(t("tally.offline", error=md_escape(str(exc).splitlines()[0][:200])), icon=":material/wifi_off:")
-        totals, mine = {}, {}
+    except Exception:
+        mine = {}
     counters = _counter_fields(rec)
     if not counters:
         st.info(t("tally.no_counters"))
@@ -288,7 +326,24 @@ def _live(event_id: int) -> None:
             cols = st.columns(2)
             for col, f in zip(cols, counters[start:start + 2], strict=False):
                 with col:
-                    _counter_card(event_id, f, int(totals.get(f.key, 0)), int(mine.get(f.key, 0)))
+                    _counter_card(event_id, f, int(mine.get(f.key, 0)))
+
+
+@st.fragment(run_every=REFRESH_SECONDS)
+def _numbers(event_id: int, counter: str) -> None:
+    """One counter's total over every tablet and this tablet's count, refreshed live."""
+    eng = db()
+    try:
+        total = tally.total(eng, event_id, counter)
+        mine = tally.totals(eng, event_id, device=device_id()).get(counter, 0)
+    except Exception as exc:
+        st.warning(t("tally.offline", error=md_escape(str(exc).splitlines()[0][:200])), icon=":material/wifi_off:")
+        return
+    left, right = st.columns(2)
+    with left, st.container(key=f"tally_total_{counter}"):
+        st.metric(t("tally.total_all"), int(total))
+    with right, st.container(key=f"tally_mine_{counter}"):
+        st.metric(t("tally.mine"), int(mine))
 
 
 def _counter_fields(rec: Any) -> list[Any]:
@@ -304,27 +359,25 @@ def _counter_fields(rec: Any) -> list[Any]:
     return list(out.values())
 
 
-def _counter_card(event_id: int, f: Any, total: int, mine: int) -> None:
+def _counter_card(event_id: int, f: Any, mine: int) -> None:
     label = ltext(f.label, lang()) or f.key
     steps = [s for s in (f.steps or [1]) if isinstance(s, int) and s > 0] or [1]
     with st.container(border=True, key=f"tally_card_{f.key}"):
         st.markdown(f"**{md_escape(label)}**")
         with st.container(key=f"tally_nums_{f.key}"):
-            left, right = st.columns(2)
-            with left, st.container(key=f"tally_total_{f.key}"):
-                st.metric(t("tally.total_all"), total)
-            with right, st.container(key=f"tally_mine_{f.key}"):
-                st.metric(t("tally.mine"), mine)
+            _numbers(event_id, f.key)
         with st.container(key=f"tally_steps_{f.key}"):
             cols = st.columns(len(steps))
             for col, step in zip(cols, steps, strict=True):
-                col.button(f"+{step}", key=f"tally_tap_{f.key}_{step}", type="primary", width="stretch",
-                           on_click=_tap, args=(event_id, f.key, step, label))
+                key = f"tally_tap_{f.key}_{step}"
+                col.button(f"+{step}", key=key, type="primary", width="stretch", on_click=_tap,
+                           args=(event_id, f.key, step, label, key, button_tap_id(key)))
         last = st.session_state.get(SS_LAST, {}).get(f"{event_id}:{f.key}")
         if last:
             st.caption(f":green[:material/check_circle:] {md_escape(last)}")
-        st.button(t("tally.undo"), key=f"tally_undo_{f.key}", icon=":material/undo:", width="stretch",
-                  disabled=mine <= 0, on_click=_undo, args=(event_id, f.key, label))
+        key = f"tally_undo_{f.key}"
+        st.button(t("tally.undo"), key=key, icon=":material/undo:", width="stretch", disabled=mine <= 0,
+                  on_click=_undo, args=(event_id, f.key, label, key, button_tap_id(key)))
 
 
 def _pending_panel(event_id: int | None) -> None:
