@@ -89,6 +89,8 @@ TOOLS: tuple[Tool, ...] = (
     Tool("user-admin", "pages.users", "render_users", "users", "nav.users", ":material/group:", "admin"),
     Tool("intake-settings", "pages.intake_tools", "render_intake_settings", "settings", "nav.intake_settings",
          ":material/tune:", "admin"),
+    Tool("data-retention", "pages.retention", "render_retention", "settings", "nav.retention",
+         ":material/auto_delete:", "admin"),
     Tool("audit-log", "pages.audit", "render_audit", "audit.view", "nav.audit", ":material/history:", "admin"),
     Tool("backups", "pages.backup", "render_backup", "backup", "nav.backup", ":material/backup:", "admin"),
     Tool("my-account", "pages.account", "render_account", None, "nav.account", ":material/person:", "account"),
