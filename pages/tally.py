@@ -63,7 +63,7 @@ CSS = """
 [class*="st-key-tally_tap_"] button p { font-size: 1.6rem; font-weight: 700; }
 [class*="st-key-tally_undo_"] button, [class*="st-key-tally_pick_"] button,
 [class*="st-key-tally_retry_"] button, [class*="st-key-tally_drop_"] button,
-.st-key-tally_change button, .st-key-tally_signup_form button,
+.st-key-tally_change button, [data-testid="stFormSubmitButton"] button,
 .st-key-tally_dup_yes button, .st-key-tally_dup_no button { min-height: 56px; touch-action: manipulation; }
 [class*="st-key-tally_steps_"] [data-testid="stHorizontalBlock"],
 [class*="st-key-tally_nums_"] [data-testid="stHorizontalBlock"] { flex-wrap: nowrap; gap: 0.5rem; }

@@ -359,3 +359,33 @@ def test_event_page_refuses_unknown_events_and_roles(env):
     assert not [f for f in viewer.dataframe if "联系电话" in f.value.columns]  # ... but no sign-up list
     nobody = event_app(env, Actor("x", "nobody"), env.event_id)
     assert "您的角色无权使用此页面。" in texts(nobody) and "新建村普法" not in texts(nobody)
+
+
+def _double_delivery_script() -> None:
+    """One press of "+1" on brochures delivered twice with the tap id bound to the drawn button (what
+    Streamlit can do when a run is interrupted by the next message), before the page is drawn, as
+    callbacks are; then the page."""
+    import streamlit as st
+
+    from pages.tally import _tap, button_tap_id, render_tally
+
+    if st.session_state.get("deliver_twice"):
+        st.session_state["deliver_twice"] = False
+        key = "tally_tap_brochures_1"
+        tap_id = button_tap_id(key)  # the id the drawn button carries
+        event_id = int(st.query_params["event"])
+        _tap(event_id, "brochures", 1, "发放宣传资料（份）", key, tap_id)
+        _tap(event_id, "brochures", 1, "发放宣传资料（份）", key, tap_id)
+    render_tally()
+
+
+def test_one_press_delivered_twice_counts_once(env):
+    at = AppTest.from_function(_double_delivery_script, default_timeout=TIMEOUT)
+    at.session_state["actor"] = OUTREACH
+    at.query_params["event"] = str(env.event_id)
+    at.run()
+    at.session_state["deliver_twice"] = True
+    at.run()
+    assert db_total(env) == 1
+    at = tap(at, "brochures", 1)  # the next real press has a new id: it counts
+    assert db_total(env) == 2 and numbers(at) == (2, 2)
