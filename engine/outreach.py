@@ -164,7 +164,7 @@ def load_event(engine: Engine, event_id: int, actor: Actor) -> Any:
     actor may view it; NotFound / PermissionDenied otherwise."""
     from engine.storage import get_record
 
-    rec = get_record(engine, int(event_id), actor=actor)
+    rec = get_record(engine, int(event_id), actor=actor, history_limit=0)  # no history needed
     if rec.slug != EVENT_FORM:
         raise NotFound("outreach.not_event", id=event_id)
     if rec.deleted:

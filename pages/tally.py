@@ -211,32 +211,32 @@ def render_tally() -> None:
 
 
 def _body(who: Any) -> None:
-    event_id, live = _chosen_event(who)
+    event_id, rec = _chosen_event(who)
     if event_id is None:
         _show_flash()
         _pending_panel(None)
         _picker(who)
         return
-    _live(event_id)
-    if live:
+    _live(event_id, rec)
+    if rec is not None:
         _signup_section(event_id)
 
 
-def _chosen_event(who: Any) -> tuple[int | None, bool]:
-    """(event id, whether it is live) from ?event=; a missing event with taps still pending is kept,
-    so that its pending taps stay on screen (e.g. the event was deleted while the tablet counted)."""
+def _chosen_event(who: Any) -> tuple[int | None, Any]:
+    """(event id, its record or None) from ?event=; a missing event with taps still pending is kept
+    (record None), so that its pending taps stay on screen (e.g. the event was deleted meanwhile)."""
     raw = st.query_params.get(EVENT_PARAM)
     if not raw:
-        return None, False
+        return None, None
     try:
         rec = outreach.load_event(db(), int(raw), who)
     except (ValueError, NotFound, PermissionDenied):
         st.error(t("tally.event_missing"), icon=":material/event_busy:")
         if any(str(v["event"]) == str(raw) for v in _pending().values()):
-            return int(raw), False
-        return None, False
+            return int(raw), None
+        return None, None
     _header(rec)
-    return rec.id, True
+    return rec.id, rec
 
 
 def _header(rec: Any) -> None:
@@ -302,16 +302,13 @@ def _show_flash() -> None:
 # The buttons are NOT inside a fragment: Streamlit drops a click made inside a fragment whose id
 # changed or was cleared by a full-app rerun ("fragment ... does not exist anymore"), which would
 # lose the tap silently. Only the numbers are fragments (run_every); a tap reruns the page.
-def _live(event_id: int) -> None:
+def _live(event_id: int, rec: Any) -> None:
     _show_flash()
     _settle_interrupted()
     _pending_panel(event_id)
-    eng, who = db(), actor()
-    try:
-        rec = outreach.load_event(eng, event_id, who)
-    except EngineError as exc:
-        st.error(error_text(exc), icon=":material/event_busy:")
+    if rec is None:  # gone (the error is shown above): only its pending taps
         return
+    eng = db()
     try:
         mine = tally.totals(eng, event_id, device=device_id())
     except Exception:
