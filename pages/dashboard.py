@@ -19,6 +19,7 @@ from models.spec import ltext
 from ui.auth import error_text, require_ability
 from ui.i18n import t, translate
 from ui.state import db, lang
+from ui.widgets import md_escape
 
 
 def _filters(engine, who, slug: str, spec, lg: str):
@@ -90,8 +91,8 @@ def render_dashboard() -> None:
                        delta_arrow="off")
     st.markdown(f"[{t('dashboard.open_records')}]({_records_link(slug, flt)})")
     basis = t("dashboard.by_created") if dash.date_basis == "created_at" else t(
-        "dashboard.by_field", field=ltext(spec.field(dash.date_basis).label, lg) if spec.field(dash.date_basis)
-        else dash.date_basis)
+        "dashboard.by_field", field=md_escape(ltext(spec.field(dash.date_basis).label, lg)
+                                              if spec.field(dash.date_basis) else dash.date_basis))
 
     st.subheader(t("dashboard.per_month"))
     st.caption(basis)
@@ -112,7 +113,7 @@ def render_dashboard() -> None:
         st.dataframe(rows, hide_index=True, width="stretch")
 
     for b in dash.breakdowns:
-        st.subheader(ltext(b.label, lg) or b.key)
+        st.subheader(md_escape(ltext(b.label, lg) or b.key))
         data = b.rows(lg)
         if not any(n for _, n in data):
             st.caption(t("dashboard.no_data"))

@@ -173,14 +173,15 @@ def test_payloads_render_inert_in_every_form_page(sec_env):
                     assert not at.error, f"{role}: {[e.value for e in at.error]}"
                     shown += assert_inert(at, f"{role} record {key}")
                     runs += 1
-        for url in ("outreach-event", "live-tally", "dashboards", "year-report", "reference-lists", "form-designer",
-                    "deadlines", "my-account"):
+        at.session_state["reflists__pick"] = "courts"
+        at.session_state["import_form"] = "training_record"
+        for url in [t.url for t in nav.TOOLS]:
             at.query_params.clear()
             if url == "outreach-event":
                 at.query_params["id"] = str(planted["outreach_event"])
             if url == "live-tally":
                 at.query_params["event"] = str(planted["outreach_event"])
-            if url == "form-designer":
+            if url in ("form-designer", "dashboards"):
                 at.query_params["form"] = "training_record"
             open_url(at, url)
             shown += assert_inert(at, f"{role} /{url}")
