@@ -263,6 +263,11 @@ def gate(engine: Engine) -> Actor | None:
             if not _sidebar(engine, authenticator, user):
                 _clear_session()
                 user = None
+            else:
+                # The same top-level layout as the run that logged in (login box + style), so that the
+                # page's element and fragment ids stay stable: a click made just after login is kept.
+                st.container(key=LOGIN_BOX)
+                st.html(_HIDE_LOGIN_BOX)
 
     if user is None:
         with st.container(key=LOGIN_BOX):
