@@ -242,3 +242,26 @@ def test_date_parameters_of_the_list_accept_dates_only(loaded):
             list_records(engine, "consultation", ListQuery(date_from=bad), actor=ADMIN)
         assert err.value.code == "query.bad_value"
         _count("sql_dates")
+
+
+def audit_page() -> None:
+    from pages.audit import render_audit
+
+    render_audit()
+
+
+def test_sql_strings_typed_into_the_audit_page_filters_change_nothing(sec_env):
+    from tests.security.conftest import snapshot as snap
+
+    engine = sec_env.engine
+    before = snap(engine)
+    at = sec_env.page(audit_page, "admin").run()
+    assert at.dataframe and len(at.dataframe[0].value) > 0
+    for p in SQL_PAYLOADS:
+        for key in ("audit_user", "audit_entity"):
+            at.text_input(key=key).input(p[:64]).run()
+            assert not at.exception, (key, p)
+            assert len(at.dataframe[0].value) == 0, f"{key}={p!r} matched audit events"
+            _count("sql_audit_page")
+            at.text_input(key=key).input("").run()
+    assert not diff(before, snap(engine))

@@ -212,6 +212,8 @@ def test_replayed_session_state_cannot_reveal_edit_delete_or_escalate(sec_env, r
         at.session_state[f"{base}__edit"] = {"revision": revision, "data": forged_data if slug == "intake" else {}}
         at.session_state[f"{base}__confirm_delete"] = True
         at.session_state[f"records__{slug}__deleted"] = True  # the admins' "include deleted" toggle
+    at.session_state["records__intake__sort"] = "id_number"  # a sort the list does not offer: a value oracle
+    at.session_state["records__intake__f__health"] = ["serious_illness"]  # a filter on a sensitive field
     at.session_state["event_revealed"] = {event}
     at.session_state["event_export_reveal"] = True
     at.run()
@@ -220,7 +222,7 @@ def test_replayed_session_state_cannot_reveal_edit_delete_or_escalate(sec_env, r
     assert "user-admin" not in registered_urls(at) and "form-designer" not in registered_urls(at)
     allowed = allowed_urls(engine, role)
     with capture_downloads() as downloads:
-        for url, param, record in ((nav.records_url("intake"), "id", rid),
+        for url, param, record in ((nav.records_url("intake"), "id", rid), (nav.records_url("intake"), None, None),
                                    (nav.records_url("consultation"), "id", seeded.deleted),
                                    (nav.records_url("consultation"), None, None),
                                    (nav.records_url("event_signup"), "id", signup),
@@ -237,9 +239,11 @@ def test_replayed_session_state_cannot_reveal_edit_delete_or_escalate(sec_env, r
                 assert not [b for b in at.button if (b.key or "").startswith(f"record__{rid}__form")], where
             if record == seeded.deleted:
                 assert at.error and "13800000002" not in tree_text(at) and "1380000\\*\\*\\*\\*" not in tree_text(at)
-            if param is None:  # the list, with the forged "include deleted" toggle state
+            if url == nav.records_url("intake") and param is None:
+                assert at.selectbox(key="records__intake__sort").value != "id_number"
+            if url == nav.records_url("consultation") and param is None:  # the forged "include deleted" state
                 shown = "\n".join(df.value.to_csv() for df in at.dataframe)
-                assert "0002" not in shown, f"{where}: the deleted record is listed"
+                assert shown and f"#{seeded.deleted}," not in shown, f"{where}: the deleted record is listed"
             # whatever buttons a forged state made appear, pressing them changes nothing
             _click_all(at, where, ("__save", "__delete_yes", "__restore", "__reveal"))
     assert not diff(before, snapshot(engine)), f"{role}: replayed state changed the database"
