@@ -343,8 +343,13 @@ def _check_parent(session: Session, spec: FormSpec, parent_id: int | None, lang:
         raise NotFound("record.parent_not_found", parent=spec.parent, id=parent_id)
 
 
+MIN_ID, MAX_ID = 1, 2**31 - 1  # record ids are INTEGER columns (32-bit on PostgreSQL)
+
+
 def _load(engine: Engine, sub_id: int) -> tuple[Submission, str, int]:
     """(submission, form slug, form's current version) or NotFound."""
+    if not MIN_ID <= int(sub_id) <= MAX_ID:  # e.g. ?id=99999999999999999999: no such record, not a database error
+        raise NotFound("record.not_found", id=sub_id)
     with session_scope(engine, write=False) as session:
         row = session.execute(
             select(Submission, Form.slug, Form.current_version).join(Form, Form.id == Submission.form_id)

@@ -265,3 +265,16 @@ def test_sql_strings_typed_into_the_audit_page_filters_change_nothing(sec_env):
             _count("sql_audit_page")
             at.text_input(key=key).input("").run()
     assert not diff(before, snap(engine))
+
+
+def test_out_of_range_record_ids_are_not_found_not_database_errors(loaded):
+    from engine.errors import NotFound
+    from engine.outreach import load_event
+    from engine.storage import get_record
+
+    engine, _seeded, _planted = loaded
+    for bad in (10**20, 2**63, 2**31, -1, 0):
+        for call in (lambda b: get_record(engine, b, actor=ADMIN), lambda b: load_event(engine, b, ADMIN)):
+            with pytest.raises(NotFound):
+                call(bad)
+            _count("sql_ids")

@@ -404,3 +404,19 @@ def test_exports_and_prints_hold_no_sensitive_value_unless_revealed_by_a_role_th
     else:
         pdf = print_record(engine, rid, "record", actor=actor, reveal=True, reason="核对")
         assert SECRET_ID in file_text("r.pdf", pdf)  # the control: unmasked where it may be
+
+
+BAD_IDS = ("99999999999999999999", "3000000000", "-5", "0", "abc", "1.5", "1 OR 1=1", "")
+
+
+def test_malformed_ids_in_query_parameters_give_a_refusal_not_an_error(sec_env):
+    at = sec_env.app("admin").run()
+    for url, param in ((nav.records_url("intake"), "id"), ("outreach-event", "id"), ("live-tally", "event"),
+                       (nav.entry_url("event_signup"), "parent")):
+        for bad in BAD_IDS:
+            at.query_params.clear()
+            at.query_params[param] = bad
+            check_run(open_url(at, url), f"/{url}?{param}={bad!r}")
+            _count("query_params")
+            if bad:
+                assert at.error, f"/{url}?{param}={bad!r}: no refusal shown"
