@@ -98,8 +98,15 @@ class Raw:
             self.mark = "?"
 
     def sql(self, text: str) -> str:
-        """`:name`-free SQL: this module writes `?` and converts for psycopg."""
-        return text.replace("?", self.mark) if self.pg else text
+        """This module writes `?` placeholders; for psycopg they become `%s` (not inside quotes)."""
+        if not self.pg:
+            return text
+        out, quoted = [], False
+        for ch in text:
+            if ch == "'":
+                quoted = not quoted
+            out.append("%s" if ch == "?" and not quoted else ("%%" if ch == "%" else ch))
+        return "".join(out)
 
     def execute(self, text: str, params: tuple | list = ()) -> list[tuple]:
         cur = self.conn.execute(self.sql(text), params)
@@ -452,44 +459,67 @@ def check_numbers(hand: dict[str, list[tuple]], dash: Any, report: Any) -> list[
     return bad
 
 
-def engine_aggregates(engine: Engine, year: int, now: datetime) -> tuple[Any, Any]:
-    """The intake dashboard and the year-end report, computed (every cache emptied first)."""
-    from engine import dashboards, reports
+def engine_dashboard(engine: Engine, now: datetime) -> Any:
+    """The intake dashboard, computed (its caches emptied first)."""
+    from engine import dashboards
 
     dashboards.clear_cache()
+    return dashboards.form_dashboard(engine, "intake", actor=BENCH_ACTOR, now=now)
+
+
+def engine_report(engine: Engine, year: int) -> Any:
+    """The year-end report of `year` compared with the year before, computed (cache emptied first)."""
+    from engine import reports
+
     clear = getattr(reports, "clear_cache", None)
     if clear is not None:
         clear()
-    dash = dashboards.form_dashboard(engine, "intake", actor=BENCH_ACTOR, now=now)
-    report = reports.year_end_report(engine, date(year, 1, 1), date(year, 12, 31), compare=True)
-    return dash, report
+    return reports.year_end_report(engine, date(year, 1, 1), date(year, 12, 31), compare=True)
+
+
+PARTS = ("dashboard", "report")
+
+
+def _part(name: str) -> str:
+    return "dashboard" if name.startswith("dash.") else "report"
 
 
 def aggregate_case(engine: Engine, *, reps: int = 3, no_index_reps: int = 1,
                    log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Engine aggregates vs hand-written SQL (same indexes), and vs that SQL without the indexes;
+    the intake dashboard and the year-end report also apart."""
     from engine import reports
 
     now = datetime.now(UTC)
     year = date.today().year - 1  # the report page's default: last year
     with_network = hasattr(reports, "_raw_network")
     hq = hand_queries(engine, now, year, with_network)
+    split = {part: HandQueries(hq.pg, hq.forms, hq.now_bound, [q for q in hq.queries if _part(q[0]) == part])
+             for part in PARTS}
     raw = Raw(engine)
-    mine, hand_m, plain_m = Meter(), Meter(), Meter()
+    mine = {part: Meter() for part in PARTS}
+    hand_m = {part: Meter() for part in PARTS}
+    plain_m = {part: Meter() for part in PARTS}
     try:
-        dash, report = engine_aggregates(engine, year, now)  # warm-up (statement caches, specs)
+        dash, report = engine_dashboard(engine, now), engine_report(engine, year)  # warm-up; numbers checked
         hand = run_hand(raw, hq)
         mismatches = check_numbers(hand, dash, report)
         for _ in range(reps):
-            with mine():
-                engine_aggregates(engine, year, now)
-            with hand_m():
-                run_hand(raw, hq)
+            with mine["dashboard"]():
+                engine_dashboard(engine, now)
+            with mine["report"]():
+                engine_report(engine, year)
+            for part in PARTS:
+                with hand_m[part]():
+                    run_hand(raw, split[part])
         for _ in range(no_index_reps):
             raw.begin()
             try:
                 dropped = drop_indexes_raw(raw)
-                with plain_m():
-                    plain = run_hand(raw, hq)
+                plain: dict[str, list[tuple]] = {}
+                for part in PARTS:
+                    with plain_m[part]():
+                        plain.update(run_hand(raw, split[part]))
             finally:
                 raw.rollback()
             if plain != hand:
@@ -497,10 +527,24 @@ def aggregate_case(engine: Engine, *, reps: int = 3, no_index_reps: int = 1,
             log(f"    (no-index run: {len(dropped)} expression indexes dropped in a rolled-back transaction)")
     finally:
         raw.close()
-    out = compare(engine, mine, hand_m, queries=len(hq.queries), mismatches=mismatches, year=year)
-    n = plain_m.medians()[out["metric"]] if plain_m.wall else float("nan")
-    out.update({"hand_s": out["raw_s"], "noindex_s": n, "noindex": plain_m.medians(),
+    metric = metric_for(engine)
+
+    def total(meters: dict[str, Meter]) -> Meter:
+        both = Meter()
+        both.wall = [a + b for a, b in zip(meters["dashboard"].wall, meters["report"].wall, strict=True)]
+        both.cpu = [a + b for a, b in zip(meters["dashboard"].cpu, meters["report"].cpu, strict=True)]
+        return both
+
+    out = compare(engine, total(mine), total(hand_m), queries=len(hq.queries), mismatches=mismatches, year=year)
+    plain_total = total(plain_m)
+    n = plain_total.medians()[metric] if plain_total.wall else float("nan")
+    out.update({"hand_s": out["raw_s"], "noindex_s": n, "noindex": plain_total.medians(),
                 "vs_noindex": out["engine_s"] / n if n == n else None})
+    for part in PARTS:
+        e, h = mine[part].medians()[metric], hand_m[part].medians()[metric]
+        p = plain_m[part].medians()[metric] if plain_m[part].wall else float("nan")
+        out[part] = {"engine_s": e, "hand_s": h, "noindex_s": p, "ratio": e / h,
+                     "vs_noindex": e / p if p == p else None}
     return out
 
 

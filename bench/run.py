@@ -294,8 +294,12 @@ def measure_size(engine: Any, url: str, size: int, args: argparse.Namespace, out
     out(f"  aggregates ({args.agg_reps} reps, {no_index} without indexes) ...")
     res["aggregate"] = cases.aggregate_case(engine, reps=args.agg_reps, no_index_reps=no_index, log=out)
     agg = res["aggregate"]
-    out(f"    engine {_ms(agg['engine_s'])}, hand SQL {_ms(agg['hand_s'])}, without indexes {_ms(agg['noindex_s'])} "
-        f"({agg['metric']}); "
+    for part in ("dashboard", "report"):
+        p = agg[part]
+        out(f"    {part:<9}: engine {_ms(p['engine_s'])}, hand SQL {_ms(p['hand_s'])}, without indexes "
+            f"{_ms(p['noindex_s'])}; ratio {p['ratio']:.2f}, vs no index {p['vs_noindex']:.3f}")
+    out(f"    both     : engine {_ms(agg['engine_s'])}, hand SQL {_ms(agg['hand_s'])}, without indexes "
+        f"{_ms(agg['noindex_s'])} ({agg['metric']}); "
         f"ratio {agg['ratio']:.2f}, vs no index {agg['vs_noindex']:.3f}; "
         + ("numbers equal" if not agg["mismatches"] else f"MISMATCH {agg['mismatches'][:3]}"))
     engine.dispose()
@@ -378,6 +382,11 @@ def table(results: list[dict[str, Any]], backend: str, metric: str) -> list[str]
     row(f"aggregates: hand SQL, no index ({unit})", lambda r: _ms(r["aggregate"]["noindex_s"]))
     row("aggregate ratio", lambda r: f"{r['aggregate']['ratio']:.2f}")
     row("aggregate / no index", lambda r: f"{r['aggregate']['vs_noindex']:.3f}")
+    for part in ("dashboard", "report"):
+        row(f"  {part}: engine ({unit})", lambda r, p=part: _ms(r["aggregate"][p]["engine_s"]))
+        row(f"  {part}: hand SQL, no index ({unit})", lambda r, p=part: _ms(r["aggregate"][p]["noindex_s"]))
+        row(f"  {part}: ratio / no index", lambda r, p=part: f"{r['aggregate'][p]['ratio']:.2f} / "
+            f"{r['aggregate'][p]['vs_noindex']:.3f}")
     for key, label in (("list_first", "records list, page 1"), ("list_deep", "records list, deep page"),
                        ("dashboard", "dashboard page"), ("report", "year-end report page")):
         row(f"{label} (warm, {unit})", lambda r, k=key: _ms(_page_time(r, k, metric)))
@@ -431,6 +440,7 @@ def main(argv: list[str] | None = None) -> int:
     url, cleanup = make_database(args.database_url, args.keep)
     engine = get_engine(url)
     backend = engine.dialect.name
+    stamp = f"{datetime.now():%Y%m%d-%H%M%S}-{backend}"
     out(f"bench: {backend}, sizes {', '.join(_human(s) for s in sizes)}, {os.cpu_count()} CPUs, "
         f"load average {os.getloadavg()[0]:.1f}, {datetime.now():%Y-%m-%d %H:%M}")
     out(f"database: {engine.url.render_as_string(hide_password=True)}")
@@ -454,6 +464,7 @@ def main(argv: list[str] | None = None) -> int:
             res["seconds"] = time.perf_counter() - step
             results.append(res)
             out(f"  ({res['seconds']:.0f} s at this size, {time.perf_counter() - started:.0f} s so far)")
+            _save(stamp, out, results)  # what is measured so far survives an interrupted run
         if args.pdf:
             res = spawn("pdf", url)
             out(f"\npdf: {res}")
@@ -474,12 +485,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         engine.dispose()
         cleanup()
-    stamp = f"{datetime.now():%Y%m%d-%H%M%S}-{backend}"
+    _save(stamp, out, results)
+    return 0
+
+
+def _save(stamp: str, out: Output, results: list[dict[str, Any]]) -> None:
     results_dir = BENCH / "results"
     results_dir.mkdir(exist_ok=True)
     (results_dir / f"{stamp}.txt").write_text("\n".join(out.lines) + "\n", encoding="utf-8")
     (results_dir / f"{stamp}.json").write_text(json.dumps(results, default=str, indent=1), encoding="utf-8")
-    return 0
 
 
 if __name__ == "__main__":

@@ -22,7 +22,9 @@ a GROUP BY over the few distinct lists (`engine.reports.list_counts`). Plus `(fo
 and, for a form with a workflow, `(form_id, state, due_at, paused_at)` for the dashboard funnel.
 
 Names are ``ixf_<slug>_<key>_<hash>`` (at most 60 characters; the hash of kind, slug and key keeps
-them distinct). Indexes of the form that the current spec no longer wants are dropped.
+them distinct). Indexes of the form that the current spec no longer wants are dropped. On PostgreSQL
+each indexed expression also gets `CREATE STATISTICS` (``sxf_<key>_<hash>``, shared by the forms that
+use the key): the planner ignores a partial index's own expression statistics.
 `rebuild_indexes(engine)` does the same for every published form; it reads the catalogue once and
 creates only what is missing, so it is cheap when nothing is (a few milliseconds).
 """
@@ -148,6 +150,42 @@ def planned_indexes(engine: Engine | Connection, spec: FormSpec) -> list[IndexDe
     return out
 
 
+# --- PostgreSQL: statistics on the indexed expressions -----------------------------------------
+def statistics_for(plan: list[IndexDef]) -> dict[str, str]:
+    """{statistics name: expression} for a plan (PostgreSQL). The planner does not use the statistics
+    of a partial index's expressions, so without these it guesses 0.5 % for any JSON range and picks
+    an index scan where a (parallel) sequential scan of a third of the table is twice as fast."""
+    out: dict[str, str] = {}
+    for idx in plan:
+        if idx.kind in ("text", "number"):
+            expr = f"({idx.expression})"
+        elif idx.kind == "list":
+            expr = ", ".join(f"({part})" for part in idx.expression.split(" || "))
+        else:
+            continue
+        digest = hashlib.sha1(f"{idx.kind}:{idx.key}".encode()).hexdigest()[:6]
+        out[f"sxf_{idx.key[:44]}_{digest}"] = expr
+    return out
+
+
+def existing_statistics(conn: Connection) -> set[str]:
+    if conn.dialect.name != "postgresql":
+        return set()
+    return set(conn.execute(text(
+        "SELECT stxname FROM pg_statistic_ext WHERE stxnamespace = current_schema()::regnamespace "
+        "AND stxname LIKE 'sxf\\_%'")).scalars())
+
+
+def _sync_statistics(conn: Connection, plan: list[IndexDef], have: set[str]) -> list[str]:
+    made = []
+    for name, expr in statistics_for(plan).items():
+        if name not in have:
+            conn.execute(text(f'CREATE STATISTICS IF NOT EXISTS "{name}" ON {expr} FROM submissions'))
+            made.append(name)
+            have.add(name)
+    return made
+
+
 # --- the catalogue ------------------------------------------------------------------------------
 def existing_indexes(conn: Connection) -> dict[str, int | None]:
     """{index name: form id of its predicate} of this module's indexes on submissions."""
@@ -190,10 +228,16 @@ def _sync(conn: Connection, spec: FormSpec, form_id: int, existing: dict[str, in
     for name, fid in existing.items():
         if fid == form_id and name not in keep:
             conn.execute(text(f'DROP INDEX IF EXISTS "{name}"'))
+    if dialect == "postgresql":
+        created += _sync_statistics(conn, plan, existing_statistics(conn))
     return created
 
 
 INDEX_LOCK_ID = 7_245_201  # PostgreSQL advisory lock: one index builder at a time
+
+
+def _stats_done(engine: Engine, plan: list[IndexDef], have: set[str]) -> bool:
+    return engine.dialect.name != "postgresql" or set(statistics_for(plan)) <= have
 
 
 @contextmanager
@@ -222,8 +266,10 @@ def ensure_indexes(engine: Engine, spec: FormSpec | Mapping[str, Any]) -> list[s
         if form_id is None:
             return []
         existing = existing_indexes(conn)
+        stats = existing_statistics(conn)
     mine = {n: f for n, f in existing.items() if f == form_id}
-    if {i.name for i in planned_indexes(engine, spec)} == set(mine):
+    plan = planned_indexes(engine, spec)
+    if {i.name for i in plan} == set(mine) and _stats_done(engine, plan, stats):
         return []
     with _writer(engine) as conn:
         return _sync(conn, spec, form_id, existing_indexes(conn))
@@ -236,12 +282,13 @@ def rebuild_indexes(engine: Engine) -> list[str]:
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT id, slug, current_version FROM forms WHERE current_version >= 1")).all()
         existing = existing_indexes(conn)
+        stats = existing_statistics(conn)
     specs = [(int(form_id), get_spec(engine, slug, int(version))) for form_id, slug, version in rows]
     missing = False
     for form_id, spec in specs:
-        want = {i.name for i in planned_indexes(engine, spec)}
+        plan = planned_indexes(engine, spec)
         have = {n for n, f in existing.items() if f == form_id}
-        if want != have:
+        if {i.name for i in plan} != have or not _stats_done(engine, plan, stats):
             missing = True
             break
     if not missing:

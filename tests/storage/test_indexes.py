@@ -20,7 +20,13 @@ from sqlalchemy.engine import Engine
 from engine import dashboards, reports
 from engine.access import SYSTEM, Actor
 from engine.forms import get_spec, init_database, publish
-from engine.indexes import existing_indexes, planned_indexes, rebuild_indexes
+from engine.indexes import (
+    existing_indexes,
+    existing_statistics,
+    planned_indexes,
+    rebuild_indexes,
+    statistics_for,
+)
 from engine.queries import ListQuery, clear_paging_cache, json_field, list_records
 from engine.storage import bulk_create, create
 
@@ -119,6 +125,9 @@ def test_publish_creates_the_indexes_the_spec_wants(cases):
     assert all(len(i.name) <= 60 and i.name.startswith("ixf_") for i in plan)
     assert len({i.name for i in plan}) == len(plan)
     assert rebuild_indexes(cases) == []  # nothing missing: nothing done
+    if cases.dialect.name == "postgresql":  # the planner's statistics for the JSON expressions
+        with cases.connect() as conn:
+            assert set(statistics_for(plan)) <= existing_statistics(conn)
 
 
 def test_indexed_expression_is_the_query_expression(cases):
@@ -197,7 +206,8 @@ def test_list_filter_sort_and_deep_page_use_the_indexes(cases):
     with captured(cases) as seen:
         list_records(cases, SLUG, ListQuery(filters={"kind": ["civil"]}), actor=MANAGER)
     assert uses(cases, seen, r"count\(\*\)", index_name(cases, "kind"))
-    assert uses(cases, seen, r"LIMIT", index_name(cases, "kind"))
+    if cases.dialect.name == "sqlite":  # PostgreSQL rightly reads a common value's first page in id order
+        assert uses(cases, seen, r"LIMIT", index_name(cases, "kind"))
     with captured(cases) as seen:
         list_records(cases, SLUG, ListQuery(sort="name", page=4), actor=MANAGER)
     assert uses(cases, seen, r"LIMIT", index_name(cases, "name"))
@@ -217,7 +227,9 @@ def test_dashboard_and_report_aggregates_use_the_indexes(cases):
     if cases.dialect.name == "sqlite":  # PostgreSQL hashes 240 distinct days from any index at this size
         assert uses(cases, seen, r"GROUP BY.*day", index_name(cases, "day"))  # records per month
     assert uses(cases, seen, r"GROUP BY submissions.state", index_name(cases, "state", "column"))  # funnel
-    assert uses(cases, seen, r"GROUP BY.*tags", index_name(cases, "tags", "list"))  # records per list item
+    if cases.dialect.name == "sqlite":  # PostgreSQL scans a whole form for a GROUP BY (no index-only scans on
+        # expressions); there the indexes serve filters, ranges and sorts
+        assert uses(cases, seen, r"GROUP BY.*tags", index_name(cases, "tags", "list"))  # records per list item
     tags = {b.key: b for b in dashboards.form_dashboard(cases, SLUG, actor=MANAGER).breakdowns}["tags"]
     assert {bar.value: bar.count for bar in tags.bars if bar.count} == {"elderly": 80}  # i % 3 == 0 of 240
 
