@@ -4,7 +4,7 @@ headless Chromium through Playwright (never `playwright install`: /usr/bin/chrom
 Fixtures:
 - `server`: base URL of a fresh server (DATABASE_URL in tmp, LAC_TEST_MODE=1, random LAC_COOKIE_KEY),
   stopped by its PID afterwards; `server.engine` reaches the same database for checks.
-- `browser`: one Chromium per session; `device` is "desktop" (1366×900) or "tablet" (820×1180);
+- `browser` (tests/conftest.py): one Chromium per worker; `device` is "desktop" (1366×900) or "tablet" (820×1180);
   `new_context()` makes a browser context of that size; `page` is a page in one.
 - `wait_idle(page)`: wait until the script run has finished.
 """
@@ -30,9 +30,8 @@ ROOT = Path(__file__).resolve().parents[2]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-quic"]
+from tests.conftest import CHROMIUM, CHROMIUM_ARGS  # noqa: E402,F401  (the `browser` fixture lives there too)
+
 VIEWPORTS = {"desktop": {"width": 1366, "height": 900}, "tablet": {"width": 820, "height": 1180}}
 IDLE = '[data-testid="stApp"][data-test-script-state="notRunning"]'
 START_TIMEOUT = 60.0
@@ -122,17 +121,6 @@ def server(tmp_path: Path) -> Iterator[Server]:
             from engine.db import dispose_engine
 
             dispose_engine(db_url)
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[object]:
-    sync_api = pytest.importorskip("playwright.sync_api")
-    if not Path(CHROMIUM).exists():
-        pytest.skip(f"{CHROMIUM} is not installed")
-    with sync_api.sync_playwright() as pw:
-        chromium = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(params=list(VIEWPORTS))

@@ -252,7 +252,12 @@ def keyed(page, key: str, inner: str = "input"):
 
 
 def see(page, text_: str) -> None:
-    page.get_by_text(text_).first.wait_for()
+    try:
+        page.get_by_text(text_).first.wait_for()
+    except Exception as exc:  # say what the page showed instead (alerts, errors, toasts)
+        shown = page.locator('[data-testid="stAlert"], [data-testid="stException"], [data-testid="stToast"]')
+        texts = [t.strip() for t in shown.all_inner_texts()][:8]
+        raise AssertionError(f"{text_!r} not shown; the page shows: {texts}") from exc
     wait_idle(page)
 
 
@@ -273,15 +278,20 @@ def channel_options(page) -> list[str]:
 
 # --- tests --------------------------------------------------------------------------------------
 def test_a_choice_published_in_the_designer_on_a_is_offered_on_b(ready: Cluster, contexts) -> None:
+    from playwright.sync_api import expect
+
     from engine.forms import get_spec
 
+    # a fresh option per try: a rerun after a failed try finds the first try's option in the draft
+    tag = secrets.token_hex(3)
+    new_choice = (f"{NEW_CHOICE[0]}_{tag}", f"{NEW_CHOICE[1]}{tag}", f"{NEW_CHOICE[2]} {tag}")
     # a staff member at work on B, on the intake form (B has the current version cached)
     staff = contexts().new_page()
     login(staff, ready.b.url, STAFF2[0], STAFF2[1])
     nav_click(staff, "法律援助申请登记")
     keyed(staff, CHANNEL).wait_for()
     before = channel_options(staff)
-    assert before and NEW_CHOICE[1] not in before
+    assert before and new_choice[1] not in before
 
     # the admin adds an option in A's designer and publishes it
     admin = contexts().new_page()
@@ -290,18 +300,19 @@ def test_a_choice_published_in_the_designer_on_a_is_offered_on_b(ready: Cluster,
     wait_loaded(admin)
     see(admin, "法律援助申请登记")
     admin.get_by_role("tab", name="选项·清单项·计数").click()
-    keyed(admin, "designer__intake__0__new_choice_value_intake_channel").fill(NEW_CHOICE[0])
-    keyed(admin, "designer__intake__0__new_choice_zh_intake_channel").fill(NEW_CHOICE[1])
-    keyed(admin, "designer__intake__0__new_choice_en_intake_channel").fill(NEW_CHOICE[2])
+    keyed(admin, "designer__intake__0__new_choice_value_intake_channel").fill(new_choice[0])
+    keyed(admin, "designer__intake__0__new_choice_zh_intake_channel").fill(new_choice[1])
+    keyed(admin, "designer__intake__0__new_choice_en_intake_channel").fill(new_choice[2])
+    expect(keyed(admin, "designer__intake__0__new_choice_value_intake_channel")).to_have_value(new_choice[0])
     admin.get_by_role("button", name="添加选项").click()
-    see(admin, f"选项「{NEW_CHOICE[0]}」已添加到草稿。")
+    see(admin, f"选项「{new_choice[0]}」已添加到草稿。")
     admin.get_by_role("tab", name="发布").click()
     see(admin, "字段「intake_channel」的选项有变化")
     keyed(admin, "designer__intake__1__publish_note").fill("增加社区工作站转交渠道")
     admin.get_by_role("button", name="发布新版本").click()
     see(admin, "已发布第")
     published = time.monotonic()
-    assert get_spec(ready.engine, "intake").field("intake_channel").choices[-1].value == NEW_CHOICE[0]
+    assert get_spec(ready.engine, "intake").field("intake_channel").choices[-1].value == new_choice[0]
 
     # B offers it at the staff member's next page run (same session: no restart, no new login)
     nav_click(staff, "首页")
@@ -309,7 +320,7 @@ def test_a_choice_published_in_the_designer_on_a_is_offered_on_b(ready: Cluster,
     keyed(staff, CHANNEL).wait_for()
     after = channel_options(staff)
     assert time.monotonic() - published <= SEE_WITHIN_S + 10  # two page runs on a loaded machine
-    assert NEW_CHOICE[1] in after and after[: len(before)] == before
+    assert new_choice[1] in after and after[: len(before)] == before
 
 def test_a_form_published_elsewhere_appears_in_both_processes(ready: Cluster, contexts) -> None:
     from engine.forms import get_spec, publish

@@ -45,7 +45,7 @@ from tests.app.conftest import (  # noqa: E402,F401  (fixtures re-exported for t
     _env,
     seeded_db_file,
 )
-from tests.e2e.conftest import browser, new_context, server, wait_idle, wait_loaded  # noqa: E402,F401
+from tests.e2e.conftest import new_context, server, wait_idle, wait_loaded  # noqa: E402,F401
 
 SAMPLES = yaml.safe_load((ROOT / "tests" / "fixtures" / "sample_records.yaml").read_text(encoding="utf-8"))
 
