@@ -158,10 +158,20 @@ class FieldType:
 # --------------------------------------------------------------------------------------------------
 # Small shared helpers
 # --------------------------------------------------------------------------------------------------
+_SCALARS = frozenset({bool, int, float, Decimal, date, datetime, time})  # exact types: never empty
+
+
 def is_empty(value: Any) -> bool:
     """None, blank text, and lists / dicts whose every member is empty. False and 0 are values."""
     if value is None:
         return True
+    kind = type(value)
+    if kind is str:
+        return not value.strip()
+    if kind in _SCALARS:
+        return False
+    if kind is dict or kind is list:
+        return all(is_empty(v) for v in (value.values() if kind is dict else value))
     if isinstance(value, str):
         return not value.strip()
     if isinstance(value, Mapping):
@@ -269,9 +279,15 @@ _NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-
 _CURRENCY = re.compile(r"^(?:¥|RMB|CNY)|元$", re.IGNORECASE)
 
 
+_PLAIN_NUMBER = re.compile(r"-?[0-9]+(?:\.[0-9]+)?")  # ASCII digits only: nothing to normalise or strip
+_GROUPING = re.compile(r"[,\s_]")
+
+
 def _text_to_decimal(raw: str) -> Decimal:
+    if _PLAIN_NUMBER.fullmatch(raw):
+        return Decimal(raw)
     text = _CURRENCY.sub("", _nfkc(raw)).strip()
-    text = re.sub(r"[,\s_]", "", text)
+    text = _GROUPING.sub("", text)
     if not _NUMBER_TEXT.fullmatch(text):
         raise FieldProblem("field.number")
     return Decimal(text)
@@ -422,6 +438,17 @@ def _local(value: datetime) -> datetime:
     return value.replace(microsecond=0)
 
 
+_ISO_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")  # ASCII digits only
+
+
+def _iso_date(text: str) -> str:
+    """A "YYYY-MM-DD" text read as `_parse_datetime_text` reads it (same result, same problem)."""
+    try:
+        return date(int(text[:4]), int(text[5:7]), int(text[8:])).isoformat()
+    except ValueError:
+        raise FieldProblem("field.date") from None
+
+
 def _coerce_date(raw: Any, field: FieldSpec, ctx: ValidationContext | None) -> str:
     if isinstance(raw, datetime):
         return _local(raw).date().isoformat()
@@ -429,6 +456,8 @@ def _coerce_date(raw: Any, field: FieldSpec, ctx: ValidationContext | None) -> s
         return raw.isoformat()
     if not isinstance(raw, str):
         raise FieldProblem("field.date")
+    if _ISO_DATE.fullmatch(raw):
+        return _iso_date(raw)
     value = _parse_datetime_text(raw, "field.date")
     if value.time() != time(0, 0):
         raise FieldProblem("field.date")
@@ -505,6 +534,13 @@ def _display_choices(field: FieldSpec) -> list[Choice]:
 
 def _find_choice(raw: Any, choices: list[Choice]) -> Choice | None:
     text = str(raw).strip()
+    index = _choice_index(choices)
+    if index is not None:
+        found = index.exact.get(text)
+        if found is not None:
+            return found
+        folded = text.casefold()
+        return index.folded.get(folded) or index.labels.get(folded)
     folded = text.casefold()
     exact = next((c for c in choices if c.value == text), None)
     return (
@@ -514,8 +550,58 @@ def _find_choice(raw: Any, choices: list[Choice]) -> Choice | None:
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _ChoiceIndex:
+    """The first choice per value, per case-folded value and per case-folded label (`_find_choice` order)."""
+
+    exact: dict[str, Choice]
+    folded: dict[str, Choice]
+    labels: dict[str, Choice]
+
+
+def _build_index(choices: list[Choice]) -> _ChoiceIndex:
+    index = _ChoiceIndex({}, {}, {})
+    for c in choices:
+        index.exact.setdefault(c.value, c)
+        index.folded.setdefault(c.value.casefold(), c)
+        for label in c.label.values():
+            index.labels.setdefault(label.strip().casefold(), c)
+    return index
+
+
+# id(list) -> (the list, its length, its index or None after one look-up). Option lists are shared, never
+# changed (spec choices and the cached reference lists); a list is indexed when it is read a second time.
+_INDEXES: dict[int, tuple[list[Choice], int, _ChoiceIndex | None]] = {}
+_INDEXES_SIZE = 512
+
+
+def _choice_index(choices: list[Choice]) -> _ChoiceIndex | None:
+    entry = _INDEXES.get(id(choices))
+    if entry is not None and entry[0] is choices and entry[1] == len(choices):
+        if entry[2] is not None:
+            return entry[2]
+        index: _ChoiceIndex | None = _build_index(choices)
+    else:
+        index = None
+    if len(_INDEXES) >= _INDEXES_SIZE:
+        _INDEXES.clear()
+    _INDEXES[id(choices)] = (choices, len(choices), index)
+    return index
+
+
+def _options(field: FieldSpec, ctx: ValidationContext | None) -> list[Choice]:
+    """`field_choices` without the copy (read only): the same list object for every record."""
+    lists = getattr(ctx, "choice_lists", None) or {}  # _lists(ctx), inline
+    if field.choice_list and field.choice_list in lists:
+        found = lists[field.choice_list]
+        return found if type(found) is list else list(found)
+    if field.choice_list and not field.choices:
+        raise FieldProblem("field.list_unavailable", list=field.choice_list)
+    return field.choices if field.choices is not None else []
+
+
 def _pick_choice(raw: Any, choices: list[Choice], ctx: ValidationContext | None) -> Choice:
-    if isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal):
+    if type(raw) is not str and (isinstance(raw, bool) or not isinstance(raw, str | int | float | Decimal)):
         raise FieldProblem("field.choice", value=str(raw)[:50])
     choice = _find_choice(raw, choices)
     if choice is None:
@@ -526,7 +612,7 @@ def _pick_choice(raw: Any, choices: list[Choice], ctx: ValidationContext | None)
 
 
 def _coerce_select(raw: Any, field: FieldSpec, ctx: ValidationContext | None) -> str:
-    return _pick_choice(raw, field_choices(field, ctx), ctx).value
+    return _pick_choice(raw, _options(field, ctx), ctx).value
 
 
 def _split_multi(raw: Any) -> list[Any]:
@@ -538,7 +624,7 @@ def _split_multi(raw: Any) -> list[Any]:
 
 
 def _coerce_multiselect(raw: Any, field: FieldSpec, ctx: ValidationContext | None) -> list[str] | None:
-    choices = field_choices(field, ctx)
+    choices = _options(field, ctx)
     picked = {_pick_choice(item, choices, ctx).value for item in _split_multi(raw) if not is_empty(item)}
     ordered = [c.value for c in choices if c.value in picked]
     if ordered and field.min is not None and len(ordered) < field.min:
@@ -603,6 +689,7 @@ _ANSWER_WORDS = {
     **{w: "no" for w in ("no", "n", "否", "无", "×", "✗", "false", "0", "missing", "缺")},
     **{w: "na" for w in ("na", "n/a", "n.a.", "不适用", "无需", "-", "/")},
 }
+_ANSWER_EXACT = {w: a for w, a in _ANSWER_WORDS.items() if w.strip() and _nfkc(w).lower() == w}  # as written
 _ANSWER_TEXT = {
     "zh": {"yes": "是", "no": "否", "na": "不适用", "open": "未答"},
     "en": {"yes": "yes", "no": "no", "na": "n/a", "open": "unanswered"},
@@ -610,6 +697,8 @@ _ANSWER_TEXT = {
 
 
 def _answer(raw: Any, item: str) -> str | None:
+    if type(raw) is str and raw in _ANSWER_EXACT:
+        return _ANSWER_EXACT[raw]
     if is_empty(raw):
         return None
     if isinstance(raw, bool):
@@ -621,7 +710,7 @@ def _answer(raw: Any, item: str) -> str | None:
 
 
 def _entry(raw: Any, item: str) -> tuple[str | None, str]:
-    if isinstance(raw, Mapping):
+    if type(raw) is dict or isinstance(raw, Mapping):
         note = raw.get("note")
         note_text = "" if note is None else _as_text(note).strip()
         if len(note_text) > MAX_TEXT:
@@ -633,7 +722,7 @@ def _entry(raw: Any, item: str) -> tuple[str | None, str]:
 def _coerce_checklist(raw: Any, field: FieldSpec, ctx: ValidationContext | None) -> dict | None:
     if isinstance(raw, str):
         raw = parse_checklist_text(raw)
-    if not isinstance(raw, Mapping):
+    if type(raw) is not dict and not isinstance(raw, Mapping):
         raise FieldProblem("field.checklist")
     keys = [item.key for item in field.items or []]
     unknown = next((str(k) for k in raw if k not in keys), None)
@@ -776,7 +865,7 @@ def _mask_id(text: str) -> str:
 
 def _coerce_reference(raw: Any, field: FieldSpec, ctx: ValidationContext | None) -> int | str:
     if field.choice_list:
-        return _pick_choice(raw, field_choices(field, ctx), ctx).value
+        return _pick_choice(raw, _options(field, ctx), ctx).value
     if isinstance(raw, str):
         raw = raw.strip().lstrip("#")
     try:
@@ -817,7 +906,10 @@ def _guard_coerce(inner: Coerce) -> Coerce:
     """Empty -> None; the 100,000-character cap; any stray parsing error becomes field.invalid."""
 
     def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
-        if is_empty(raw):
+        if type(raw) is str:  # the usual case: is_empty of a str, inline
+            if not raw.strip():
+                return None
+        elif is_empty(raw):
             return None
         if isinstance(raw, str) and len(raw) > MAX_TEXT:
             raise FieldProblem("field.too_long", max=MAX_TEXT)

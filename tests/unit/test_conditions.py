@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, time
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from engine.conditions import evaluate
+from engine.conditions import compile_condition, evaluate
 from models.spec import Condition
 
 VALUES: dict[str, Any] = {
@@ -125,3 +128,62 @@ def test_conditions_are_data_never_code() -> None:
     hostile = leaf("category", "equals", "__import__('os').system('true')")
     assert evaluate(hostile, VALUES) is False
     assert evaluate(hostile, {"category": "__import__('os').system('true')"}) is True
+
+
+# --- compiled conditions: the same answer as evaluate ---------------------------------------------
+_KEYS = ("a", "b")
+_POOL = [None, True, False, 0, 1, 4, 4.0, -0.0, 2.5, 10**16, float("nan"), float("inf"), Decimal("4.0"),
+         Decimal("NaN"), Decimal("1E+2"), "", " ", "x", " X ", "4", " 4.0 ", "4.00", "1,234", "¥4", "1e2", "10",
+         "是", "否", "true", "0", "1", "yes", "2026-03-15", "2026-01-01 ", "工资", "工资被拖欠", "abc",
+         date(2026, 3, 15), datetime(2026, 3, 15, 9, 30), time(9, 30)]
+_SCALARS = st.one_of(st.sampled_from(_POOL), st.text(max_size=3))
+_VALUES = st.one_of(
+    _SCALARS,
+    st.lists(_SCALARS, max_size=3),
+    st.lists(_SCALARS, max_size=3).map(tuple),
+    st.sampled_from([{"k": "v"}, {}, {"k": ""}, frozenset({"x", "4"}), set()]),
+)
+_OPS = ["equals", "not_equals", "in", "not_in", "not_empty", "empty", "gt", "lt", "gte", "lte", "contains", None]
+_LEAVES = st.builds(
+    Condition,
+    field=st.sampled_from([*_KEYS, _KEYS[0], None]),
+    op=st.sampled_from(_OPS),
+    value=_VALUES,
+)
+_CONDITIONS = st.recursive(
+    _LEAVES,
+    lambda inner: st.one_of(
+        st.builds(Condition, all=st.lists(inner, max_size=3)),
+        st.builds(Condition, any=st.lists(inner, max_size=3)),
+        inner.map(lambda c: Condition.model_validate({"not": c})),
+    ),
+    max_leaves=6,
+)
+
+
+_COLLECTIONS = [[], ["4"], [4, "x"], ("x", " 4.0 "), {"4", "x"}, frozenset(), [None, ""], ["是"], [" X", "abc"],
+                ["工资"], [date(2026, 3, 15)], {"k": "v"}, {"k": ""}]
+
+
+@pytest.mark.parametrize("op", _OPS)
+def test_compiled_leaf_equals_evaluate_for_every_pair(op: str | None) -> None:
+    """Every pair of sample values, both ways round: the prepared leaf answers as evaluate does."""
+    samples = _POOL + _COLLECTIONS
+    for right in samples:
+        cond = Condition(field="a", op=op, value=right)
+        test = compile_condition(cond)
+        for left in samples:
+            assert test({"a": left}.get) is evaluate(cond, {"a": left}), (op, right, left)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cond=st.one_of(st.none(), _CONDITIONS), values=st.dictionaries(st.sampled_from(_KEYS), _VALUES, max_size=2))
+def test_compiled_condition_equals_evaluate(cond: Condition | None, values: dict[str, Any]) -> None:
+    assert compile_condition(cond)(values.get) is evaluate(cond, values)
+
+
+def test_compiled_condition_reads_values_through_the_getter() -> None:
+    cond = Condition(all=[leaf("a", "equals", "x"), leaf("b", "empty")])
+    test = compile_condition(cond)
+    assert test({"a": "x", "b": "y"}.get) is False
+    assert test(lambda key: {"a": "x", "b": "y"}.get(key) if key != "b" else None) is True

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
-from datetime import date
+from collections.abc import Mapping
+from datetime import date, time
+from decimal import Decimal
 from typing import Any
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from engine.errors import ValidationFailed
-from engine.idnumber import make_id
+import engine.fields as fields_module
+from engine.conditions import evaluate
+from engine.errors import Problem, ValidationFailed
+from engine.fields import REGISTRY, FieldProblem, is_empty
+from engine.idnumber import DOC_TYPES, RESIDENT_ID, check_document, check_sex, make_id
 from engine.validate import ValidationContext, derive, validate, visible_fields
-from models.spec import Choice, FormSpec
+from models.spec import Choice, Condition, FieldSpec, FormSpec
 
 TODAY = date(2026, 3, 15)
 LISTS = {
@@ -250,3 +257,243 @@ def test_derive_legacy_and_several_id_fields() -> None:
     facts = derive(SPEC, {"id_no": "440803580720123", "agent_id": AGENT}, today=TODAY)
     assert facts["id_no"]["birth_date"] == "1958-07-20" and facts["id_no"]["groups"] == ["elderly"]
     assert facts["agent_id"]["sex"] == "female" and facts["agent_id"]["age"] == 45
+
+
+# --- the compiled path against a plain reference -------------------------------------------------
+# The reference is the straightforward algorithm: per record, visibility from the spec's fields with the
+# values of hidden controllers removed, `evaluate` on the show_if, the registry's coerce per field, and
+# the ID rule checking the number and (separately) its sex.
+class _RefVisibility:
+    def __init__(self, spec: FormSpec, values: Mapping[str, Any]) -> None:
+        self.values = values
+        self.active = {f.key: f for f in spec.active_fields}
+        self.known = {f.key for f in spec.fields}
+        self.state: dict[str, bool] = {}
+        self.busy: set[str] = set()
+
+    def visible(self, key: str) -> bool:
+        if key not in self.active:
+            return False
+        if key in self.state:
+            return self.state[key]
+        if key in self.busy:
+            return False
+        self.busy.add(key)
+        result = self._decide(self.active[key])
+        self.busy.discard(key)
+        self.state[key] = result
+        return result
+
+    def _decide(self, field: FieldSpec) -> bool:
+        if field.show_if is None:
+            return True
+        controllers = {k: self.visible(k) for k in field.show_if.referenced_fields() if k in self.known}
+        if controllers and not any(controllers.values()):
+            return False
+        seen = {k: v for k, v in self.values.items() if controllers.get(k, True)}
+        return evaluate(field.show_if, seen)
+
+
+def _ref_visible(spec: FormSpec, values: Mapping[str, Any]) -> list[FieldSpec]:
+    vis = _RefVisibility(spec, values or {})
+    return [f for f in spec.active_fields if vis.visible(f.key)]
+
+
+def _ref_id_rule(field: FieldSpec, clean: dict[str, Any], errors: dict[str, Problem], ctx: ValidationContext) -> Any:
+    if field.doc_type_field and field.doc_type_field in errors:
+        return clean[field.key]
+    chosen = clean.get(field.doc_type_field) if field.doc_type_field else None
+    doc = RESIDENT_ID if is_empty(chosen) else (str(chosen) if str(chosen) in DOC_TYPES else "other")
+    number = check_document(clean[field.key], doc, ctx.today)
+    if doc == RESIDENT_ID and field.sex_field and field.sex_field not in errors:
+        check_sex(number, clean.get(field.sex_field), ctx.today)
+    return number
+
+
+def _ref_validate(spec: FormSpec, raw: Mapping[str, Any], ctx: ValidationContext) -> tuple[dict, dict]:
+    clean: dict[str, Any] = {}
+    errors: dict[str, Problem] = {}
+    for field in _ref_visible(spec, raw):
+        ftype = REGISTRY.get(field.type)
+        if ftype is None:
+            errors[field.key] = Problem("field.unknown_type", {"type": field.type}, form=spec.slug, field=field.key)
+            continue
+        if not ftype.stores_value:
+            continue
+        try:
+            value = ftype.coerce(raw.get(field.key), field, ctx)
+        except FieldProblem as problem:
+            errors[field.key] = Problem(problem.code, dict(problem.params), form=spec.slug, field=field.key)
+            continue
+        if value is None and field.required:
+            errors[field.key] = Problem("field.required", {}, form=spec.slug, field=field.key)
+        elif value is not None:
+            clean[field.key] = value
+    for field in spec.active_fields:
+        if field.type == "id_number" and field.key in clean:
+            try:
+                clean[field.key] = _ref_id_rule(field, clean, errors, ctx)
+            except FieldProblem as problem:
+                errors[field.key] = Problem(problem.code, dict(problem.params), form=spec.slug, field=field.key)
+                del clean[field.key]
+    return clean, errors
+
+
+_KEYS = ["k0", "k1", "k2", "k3", "k4"]
+_OPTIONS = [Choice(value="a", label={"zh": "甲", "en": "A"}), Choice(value="B", label={"zh": "乙"}),
+            Choice(value="c", label={"zh": "丙"}, active=False), Choice(value="a", label={"zh": "重复"}),
+            Choice(value="d", label={"zh": "b", "en": "A"})]
+_ID = make_id("440803", date(1990, 1, 1), 123)  # male
+_SAMPLES = [None, "", " ", "a", " A ", "b", "c", "甲", "x", "1", "4", " 4.0 ", "-2", "1,234.5", True, False, 0, 1, 4,
+            2.5, "是", "否", "2026-03-15", "2026-02-30", "2026/3/5", "male", "female", "passport", "resident_id",
+            _ID, _ID.lower(), "E1234567", ["a", "B"], ["x"], [], {"q1": "yes"}, {"q1": {"answer": "no", "note": "n"}},
+            date(2026, 3, 15)]
+_TYPES = ["text", "select", "multiselect", "boolean", "integer", "money", "date", "checklist", "id_number", "reference",
+          "note", "counter", "bogus"]
+_VALUE = st.sampled_from(_SAMPLES)
+_LEAF = st.builds(Condition, field=st.sampled_from([*_KEYS, "zz"]),
+                  op=st.sampled_from(["equals", "not_equals", "in", "not_in", "empty", "not_empty", "gt", None]),
+                  value=st.one_of(_VALUE, st.lists(_VALUE, max_size=2)))
+_SHOW_IF = st.one_of(
+    st.none(), st.none(), _LEAF,
+    st.builds(Condition, any=st.lists(_LEAF, min_size=1, max_size=2)),
+    _LEAF.map(lambda c: Condition.model_validate({"not": {"all": [c, {"field": "k1", "op": "not_empty"}]}})),
+)
+
+
+@st.composite
+def _fields(draw: st.DrawFn) -> dict[str, Any]:
+    ftype = draw(st.sampled_from(_TYPES))
+    field: dict[str, Any] = {"key": draw(st.sampled_from(_KEYS)), "type": ftype, "required": draw(st.booleans()),
+                             "retired": draw(st.sampled_from([False, False, False, True])),
+                             "show_if": draw(_SHOW_IF)}
+    if ftype in ("select", "multiselect"):
+        field["choices"] = _OPTIONS
+    if ftype == "reference":
+        field["choice_list"] = draw(st.sampled_from(["places", "missing"]))
+    if ftype == "checklist":
+        field["items"] = [{"key": "q1"}, {"key": "q2"}]
+    if ftype == "id_number":
+        field["sex_field"] = draw(st.sampled_from([None, *_KEYS]))
+        field["doc_type_field"] = draw(st.sampled_from([None, *_KEYS]))
+    return field
+
+
+_RECORDS = st.lists(st.dictionaries(st.sampled_from([*_KEYS, "zz"]), _VALUE, max_size=6), min_size=1, max_size=4)
+
+
+def _problems(errors: Mapping[str, Problem]) -> dict[str, tuple]:
+    return {k: (p.code, p.params, p.form, p.field, p.row, p.sheet) for k, p in errors.items()}
+
+
+def _typed(clean: Mapping[str, Any]) -> dict[str, tuple]:
+    return {k: (type(v), repr(v)) for k, v in clean.items()}
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(fields=st.lists(_fields(), min_size=1, max_size=7), records=_RECORDS, allow=st.sampled_from([set(), {"c"}]))
+def test_validate_equals_the_reference(fields: list[dict[str, Any]], records: list[dict[str, Any]],
+                                       allow: set[str]) -> None:
+    spec = FormSpec.model_validate({"slug": "prop", "fields": fields})
+    places = [Choice(value=f"p{i}", label={"zh": f"点{i}"}, active=i != 2) for i in range(5)]
+    ctx = ValidationContext(today=TODAY, choice_lists={"places": places}, allow_inactive=allow)
+    for raw in records + records:  # twice: the second time from the remembered plan, visibility and options
+        clean, errors = validate(spec, raw, ctx)
+        ref_clean, ref_errors = _ref_validate(spec, raw, ctx)
+        assert _typed(clean) == _typed(ref_clean)
+        assert _problems(errors) == _problems(ref_errors)
+        assert [id(f) for f in visible_fields(spec, raw)] == [id(f) for f in _ref_visible(spec, raw)]
+
+
+def test_show_if_inputs_that_compare_equal_but_read_differently_are_not_confused() -> None:
+    spec = FormSpec.model_validate({"slug": "eq", "fields": [
+        {"key": "flag", "type": "text"},
+        {"key": "more", "type": "text", "show_if": {"field": "flag", "op": "equals", "value": "true"}},
+    ]})
+    for flag, shown in [(True, True), (1, False), (True, True), (1.0, False), ("true", True), (1, False)]:
+        assert [f.key for f in visible_fields(spec, {"flag": flag})] == ["flag", "more"][: 1 + shown], flag
+
+
+def test_a_spec_with_another_field_list_gets_a_new_plan() -> None:
+    spec = FormSpec.model_validate({"slug": "p", "fields": [{"key": "a", "type": "text", "required": True}]})
+    assert validate(spec, {}, CTX)[1]["a"].code == "field.required"
+    other = spec.model_copy(update={"fields": [FieldSpec(key="a", type="text")]})
+    assert validate(other, {}, CTX) == ({}, {})
+    assert validate(spec, {}, CTX)[1]["a"].code == "field.required"
+
+
+# --- the fields' fast paths against their general forms -----------------------------------------
+def _ref_is_empty(value: Any) -> bool:
+    if value is None:
+        return True
+    if isinstance(value, str):
+        return not value.strip()
+    if isinstance(value, Mapping):
+        return all(_ref_is_empty(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return all(_ref_is_empty(v) for v in value)
+    return False
+
+
+_NESTED = st.recursive(
+    st.sampled_from([None, "", " ", "x", 0, False, True, 0.0, Decimal("0"), date(2026, 1, 1), time(0, 0)]),
+    lambda inner: st.one_of(st.lists(inner, max_size=3), st.dictionaries(st.text(max_size=2), inner, max_size=2),
+                            st.lists(inner, max_size=2).map(tuple)),
+    max_leaves=6,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(value=_NESTED)
+def test_is_empty_fast_paths(value: Any) -> None:
+    assert is_empty(value) is _ref_is_empty(value)
+
+
+def _ref_find_choice(raw: Any, choices: list[Choice]) -> Choice | None:
+    text = str(raw).strip()
+    folded = text.casefold()
+    return (next((c for c in choices if c.value == text), None)
+            or next((c for c in choices if c.value.casefold() == folded), None)
+            or next((c for c in choices if any(v.strip().casefold() == folded for v in c.label.values())), None))
+
+
+@pytest.mark.parametrize("raw", ["a", "A", " b ", "甲", "乙 ", "重复", "丙", "c", "C", "zz", "", 1, 2.5])
+def test_choice_lookup_by_index_equals_the_scan(raw: Any) -> None:
+    choices = [*_OPTIONS, Choice(value="b", label={"zh": "a"}), Choice(value="Zz", label={"en": " 甲 "})]
+    for _ in range(3):  # the first look-up scans, later ones use the index
+        assert fields_module._find_choice(raw, choices) is _ref_find_choice(raw, choices)
+
+
+@pytest.mark.parametrize("text", ["2026-03-15", "2026-02-29", "2024-02-29", "0000-01-01", "2026-13-01", "2026-00-10",
+                                  "9999-12-31", "2026-03-1x"])
+def test_iso_dates_read_as_the_general_reader_does(text: str) -> None:
+    field = FieldSpec(key="d", type="date")
+    try:
+        expected: Any = fields_module._parse_datetime_text(text, "field.date").date().isoformat()
+    except FieldProblem as problem:
+        expected = problem.code
+    try:
+        got: Any = REGISTRY["date"].coerce(text, field, CTX)
+    except FieldProblem as problem:
+        got = problem.code
+    assert got == expected
+
+
+@pytest.mark.parametrize("text", ["4199.48", "-0", "-0.50", "0012", "1.", "1,234.50", "¥12", " 7 ", "1e3", "12元"])
+def test_plain_number_text_reads_as_before(text: str) -> None:
+    number = fields_module.to_decimal(text)
+    general = fields_module._NUMBER_TEXT.fullmatch(
+        fields_module._GROUPING.sub("", fields_module._CURRENCY.sub("", fields_module._nfkc(text)).strip()))
+    assert general is not None and number.as_tuple() == Decimal(general.group()).as_tuple()
+
+
+@pytest.mark.parametrize("word", [*fields_module._ANSWER_WORDS, "YES", " yes", "Ｙｅｓ", "maybe"])
+def test_checklist_answer_words(word: str) -> None:
+    def general(raw: Any) -> str | None:
+        return fields_module._ANSWER_WORDS.get(fields_module._nfkc(str(raw)).lower())
+
+    try:
+        got: Any = fields_module._answer(word, "q")
+    except FieldProblem as problem:
+        got = problem.code
+    assert got == (general(word) or "field.checklist_answer")
