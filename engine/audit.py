@@ -16,7 +16,7 @@ from typing import Any
 from sqlmodel import Session, col, select
 
 from engine.access import Actor
-from models.tables import AuditEvent
+from models.tables import AuditEvent, utcnow
 
 ACTIONS: frozenset[str] = frozenset({
     "create", "update", "delete", "restore", "transition", "publish", "login", "login_failed", "logout",
@@ -31,9 +31,14 @@ def actor_name(actor: Actor | str | None) -> str:
     return actor.username if isinstance(actor, Actor) else str(actor)
 
 
+_PLAIN: frozenset[type] = frozenset({type(None), bool, int, float, str})
+
+
 def jsonable(value: Any) -> Any:
     """A JSON-safe copy of `value` (dates and decimals as ISO / exact strings)."""
-    if value is None or isinstance(value, bool | int | float | str):
+    if type(value) in _PLAIN:
+        return value
+    if isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, datetime | date | time):
         return value.isoformat()
@@ -69,6 +74,24 @@ def record(
     )
     session.add(event)
     return event
+
+
+def event_row(
+    actor: Actor | str | None,
+    action: str,
+    entity: str,
+    entity_id: Any,
+    form_slug: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The column values of one audit event (for writers that insert it without the ORM)."""
+    if action not in ACTIONS:
+        raise ValueError(f"unknown audit action {action!r}")
+    return {
+        "at": utcnow(), "username": actor_name(actor)[:64], "action": action, "entity": entity[:32],
+        "entity_id": "" if entity_id is None else str(entity_id)[:64], "form_slug": form_slug,
+        "detail": jsonable(dict(detail)) if detail is not None else None,
+    }
 
 
 def diff(before: Mapping[str, Any] | None, after: Mapping[str, Any] | None) -> dict[str, list[Any]]:

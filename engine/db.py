@@ -7,13 +7,14 @@ timeout, NORMAL sync and foreign keys; JSON is stored with readable Chinese.
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
 
 from sqlalchemy import event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 from sqlmodel import Session, create_engine
 
@@ -55,11 +56,19 @@ _WRITE_FAILURES: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+def _driver_error(exc: BaseException) -> bool:
+    """An error of the DB-API driver itself (sqlite3 or psycopg), not wrapped by SQLAlchemy."""
+    return isinstance(exc, sqlite3.Error) or type(exc).__module__.startswith("psycopg")
+
+
 def write_failure(exc: BaseException) -> StorageFailure | None:
     """The coded error for a database refusing a write, or None when `exc` is something else."""
-    if not isinstance(exc, DBAPIError):
+    if isinstance(exc, DBAPIError):
+        orig = getattr(exc, "orig", None)
+    elif _driver_error(exc):  # raised by a raw DB-API cursor (engine.hotpath)
+        orig = exc
+    else:
         return None
-    orig = getattr(exc, "orig", None)
     state = str(getattr(orig, "sqlstate", "") or getattr(orig, "pgcode", "") or "")
     message = str(orig if orig is not None else exc).lower()
     for code, needles in _WRITE_FAILURES:
@@ -102,6 +111,9 @@ def make_engine(url: str) -> Engine:
             url,
             json_serializer=_json_dumps,
             connect_args={"check_same_thread": False, "timeout": SQLITE_BUSY_MS / 1000, "isolation_level": None},
+            # The most recently used connection first: each SQLite connection has its own page cache,
+            # which a write through another connection makes stale (FIFO would re-read it every time).
+            pool_use_lifo=True,
         )
         event.listen(eng, "connect", _sqlite_pragmas)
         event.listen(eng, "begin", _sqlite_begin)
@@ -136,7 +148,7 @@ def session_scope(engine: Engine, write: bool = True) -> Iterator[Session]:
     (an EngineError with a zh/en message: "db.read_only" / "db.full" / "db.write_failed") after
     the rollback, instead of the driver's raw error.
     """
-    bind = engine.execution_options(sqlite_immediate=True) if write else engine
+    bind = _immediate(engine) if write else engine
     with Session(bind, expire_on_commit=False) as session:
         try:
             yield session
@@ -148,6 +160,35 @@ def session_scope(engine: Engine, write: bool = True) -> Iterator[Session]:
             if failure is not None:
                 raise failure from exc
             raise
+
+
+@contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """One write transaction on a Core connection (no ORM session: the hot write paths).
+
+    Same contract as `session_scope(engine, write=True)`: BEGIN IMMEDIATE on SQLite, commit on
+    success, roll back on any error, and a refused write raises `StorageFailure`."""
+    bind = _immediate(engine)
+    with bind.connect() as conn:
+        try:
+            with conn.begin():
+                yield conn
+        except BaseException as exc:
+            failure = write_failure(exc)
+            if failure is not None:
+                raise failure from exc
+            raise
+
+
+_IMMEDIATE: dict[int, Engine] = {}
+
+
+def _immediate(engine: Engine) -> Engine:
+    """The engine with SQLite's BEGIN IMMEDIATE option (made once per engine)."""
+    bound = _IMMEDIATE.get(id(engine))
+    if bound is None or getattr(bound, "_proxied", None) is not engine:
+        bound = _IMMEDIATE[id(engine)] = engine.execution_options(sqlite_immediate=True)
+    return bound
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -163,17 +163,36 @@ def _form_row(session: Session, slug: str) -> tuple[int, int, bool] | None:
     return None if row is None else (int(row[0]), int(row[1]), bool(row[2]))
 
 
+_FORM_ROW = text("SELECT id, current_version, archived FROM forms WHERE slug = :slug")
+
+
+def form_ref_in(session: Session, engine: Engine, slug: str) -> FormRef:
+    """`form_ref` inside the caller's transaction (a write reads the version it writes under)."""
+    row = session.execute(_FORM_ROW, {"slug": slug}).first()
+    if row is None:
+        raise NotFound("form.not_found", form=slug)
+    form_id, version, archived = int(row[0]), int(row[1]), bool(row[2])
+    if version < 1:
+        raise NotFound("form.not_published", form=slug)
+    spec = _spec_in(session, _url(engine), form_id, slug, version)
+    return FormRef(form_id, slug, version, archived, spec)
+
+
+def cached_ref(engine: Engine, slug: str, form_id: int, version: int, archived: bool) -> FormRef:
+    """A FormRef from a form row the caller read in its own transaction (the spec from the cache)."""
+    if version < 1:
+        raise NotFound("form.not_published", form=slug)
+    spec = _SPECS.get((_url(engine), slug, version))
+    if spec is None:
+        with session_scope(engine, write=False) as session:
+            spec = _spec_in(session, _url(engine), form_id, slug, version)
+    return FormRef(form_id, slug, version, archived, spec)
+
+
 def form_ref(engine: Engine, slug: str) -> FormRef:
     """The form `slug` with its current version (read from the database) and that version's spec."""
     with session_scope(engine, write=False) as session:
-        row = _form_row(session, slug)
-        if row is None:
-            raise NotFound("form.not_found", form=slug)
-        form_id, version, archived = row
-        if version < 1:
-            raise NotFound("form.not_published", form=slug)
-        spec = _spec_in(session, _url(engine), form_id, slug, version)
-    return FormRef(form_id, slug, version, archived, spec)
+        return form_ref_in(session, engine, slug)
 
 
 def get_spec(engine: Engine, slug: str, version: int | None = None) -> FormSpec:
@@ -405,18 +424,37 @@ def _load_choices(session: Session) -> dict[str, list[Choice]]:
     return out
 
 
+_CHOICES_STAMP = text("SELECT stamp FROM change_stamps WHERE scope = 'choice_lists'")
+
+
+def shared_choice_lists(session: Session, engine: Engine) -> Mapping[str, list[Choice]]:
+    """Every reference list (inactive items included), read in the caller's transaction: the cached
+    shared object while the lists' stamp is unchanged (the same object each time: never mutate it)."""
+    url = _url(engine)
+    stamp = int(session.execute(_CHOICES_STAMP).scalar() or 0)
+    cached = _CHOICES.get(url)
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    lists = _load_choices(session)
+    with _LOCK:
+        _CHOICES[url] = (stamp, lists)
+    return lists
+
+
+def choice_lists_at(engine: Engine, stamp: int) -> Mapping[str, list[Choice]]:
+    """The shared reference lists when the cache holds those of `stamp` (read by the caller in its
+    own transaction); else read now. Never mutate the result."""
+    cached = _CHOICES.get(_url(engine))
+    if cached is not None and cached[0] == stamp:
+        return cached[1]
+    with session_scope(engine, write=False) as session:
+        return shared_choice_lists(session, engine)
+
+
 def choice_lists(engine: Engine, include_inactive: bool = True) -> dict[str, list[Choice]]:
     """Every reference list: name -> choices in order (with the `active` flag). Cached on the stamp."""
-    url = _url(engine)
-    stamp = stamps.current(engine, "choice_lists")
-    cached = _CHOICES.get(url)
-    if cached is None or cached[0] != stamp:
-        with session_scope(engine, write=False) as session:
-            lists = _load_choices(session)
-        with _LOCK:
-            _CHOICES[url] = (stamp, lists)
-    else:
-        lists = cached[1]
+    with session_scope(engine, write=False) as session:
+        lists = shared_choice_lists(session, engine)
     if include_inactive:
         return {name: list(items) for name, items in lists.items()}
     return {name: [c for c in items if c.active] for name, items in lists.items()}

@@ -20,6 +20,7 @@ conversions, no nested fields (checked with string.Formatter; nothing is evaluat
 
 from __future__ import annotations
 
+import functools
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -94,6 +95,12 @@ def check_pattern(pattern: Any) -> str:
     return pattern
 
 
+@functools.lru_cache(maxsize=64)
+def checked_pattern(pattern: str) -> str:
+    """`check_pattern`, remembered (a stored pattern is checked once per process, not per record)."""
+    return check_pattern(pattern)
+
+
 def render(pattern: str, year: int, seq: int) -> str:
     """The number for (year, seq). Only {year} / {seq} are filled (check_pattern vouches for the rest)."""
     out = []
@@ -111,11 +118,16 @@ def scope_for(pattern: str, year: int) -> str:
     return str(int(year)) if uses_year else "all"
 
 
-def _pattern_in(session: Session, slug: str) -> str | None:
-    value = session.execute(select(Setting.value).where(Setting.key == PATTERN_PREFIX + slug)).scalar()
+def pattern_from(value: Any, slug: str) -> str | None:
+    """The pattern in force, given the stored setting value of the form (None when not set)."""
     if isinstance(value, Mapping) and isinstance(value.get("pattern"), str):
         return value["pattern"]
     return DEFAULT_PATTERNS.get(slug)
+
+
+def _pattern_in(session: Session, slug: str) -> str | None:
+    return pattern_from(session.execute(select(Setting.value).where(Setting.key == PATTERN_PREFIX + slug)).scalar(),
+                        slug)
 
 
 def pattern_for(engine: Engine, slug: str) -> str | None:
@@ -124,18 +136,19 @@ def pattern_for(engine: Engine, slug: str) -> str | None:
         return _pattern_in(session, slug)
 
 
+# One statement on SQLite (>= 3.35) and PostgreSQL: create the counter at 1 or increment it.
+_NEXT = text("INSERT INTO sequences (name, scope, last) VALUES (:n, :s, 1) "
+             "ON CONFLICT (name, scope) DO UPDATE SET last = sequences.last + 1 RETURNING last")
+
+
 def next_value(session: Session, name: str, scope: str) -> int:
     """Increment a gap-free counter in the caller's transaction (row-locked until it ends)."""
-    session.execute(text("INSERT INTO sequences (name, scope, last) VALUES (:n, :s, 0) "
-                         "ON CONFLICT (name, scope) DO NOTHING"), {"n": name, "s": scope})
-    value = session.execute(text("UPDATE sequences SET last = last + 1 WHERE name = :n AND scope = :s "
-                                 "RETURNING last"), {"n": name, "s": scope}).scalar_one()
-    return int(value)
+    return int(session.execute(_NEXT, {"n": name, "s": scope}).scalar_one())
 
 
 def assign_number(session: Session, form_slug: str, year: int, pattern: str) -> str:
     """The next number of `form_slug` in `year` (inside the caller's write transaction)."""
-    pattern = check_pattern(pattern)
+    pattern = checked_pattern(pattern)
     seq = next_value(session, form_slug, scope_for(pattern, year))
     return render(pattern, year, seq)
 
@@ -157,10 +170,16 @@ def number_hook(session: Session, spec: FormSpec, submission: Submission) -> str
         return None
     number = assign_number(session, spec.slug, local_year(submission.created_at), pattern)
     submission.number = number
-    f = spec.field(NUMBER_FIELD)
-    if f is not None and not f.retired and f.type == "text" and is_empty((submission.data or {}).get(NUMBER_FIELD)):
-        submission.data = {**(submission.data or {}), NUMBER_FIELD: number}
+    submission.data = with_number(spec, submission.data or {}, number)
     return number
+
+
+def with_number(spec: FormSpec, data: dict[str, Any], number: str) -> dict[str, Any]:
+    """`data` with the number written into the form's `application_no` text field when that is empty."""
+    f = spec.field(NUMBER_FIELD)
+    if f is not None and not f.retired and f.type == "text" and is_empty(data.get(NUMBER_FIELD)):
+        return {**data, NUMBER_FIELD: number}
+    return data
 
 
 # --- admin ----------------------------------------------------------------------------------------
@@ -207,6 +226,7 @@ def preview(pattern: str, year: int | None = None, seq: int = 1) -> str:
 
 
 __all__ = [
-    "DEFAULT_PATTERNS", "PatternInfo", "assign_number", "check_pattern", "next_value", "number_hook", "pattern_for",
-    "pattern_info", "preview", "render", "scope_for", "set_pattern",
+    "DEFAULT_PATTERNS", "PatternInfo", "assign_number", "check_pattern", "checked_pattern", "next_value",
+    "number_hook", "pattern_for", "pattern_from", "pattern_info", "preview", "render", "scope_for", "set_pattern",
+    "with_number",
 ]

@@ -31,21 +31,21 @@ def data_scope(slug: str) -> str:
     return f"data:{slug}"
 
 
-def _expand(scope: str) -> list[str]:
+def expand(scope: str) -> list[str]:
     # Specific scope first, then the global one: every writer locks in the same order.
     return [scope, "data"] if scope.startswith("data:") else [scope]
 
 
 def bump(session: Session, scope: str) -> None:
     """Increment `scope` (and "data" for a "data:<slug>" scope) in the caller's transaction."""
-    for name in _expand(scope):
+    for name in expand(scope):
         session.execute(_BUMP, {"scope": name})
 
 
 def bump_many(session: Session, scopes: Iterable[str]) -> None:
     seen: list[str] = []
     for scope in scopes:
-        for name in _expand(scope):
+        for name in expand(scope):
             if name not in seen:
                 seen.append(name)
     for name in seen:

@@ -26,10 +26,11 @@ from sqlmodel import Session, col
 
 from engine import audit, numbering, stamps, workflow
 from engine.access import Actor, form_allows
-from engine.db import is_postgres, session_scope
+from engine.db import is_postgres, session_scope, write_connection
 from engine.errors import ConflictError, EngineError, NotFound, PermissionDenied, Problem, ValidationFailed
 from engine.fields import is_empty, mask_value
-from engine.forms import choice_lists, form_ref, get_spec
+from engine.forms import cached_ref, choice_lists, choice_lists_at, form_ref, get_spec, shared_choice_lists
+from engine.hotpath import RawTx, submission_from
 from engine.messages import register
 from engine.queries import ListQuery, RecordPage, json_field, list_records
 from engine.validate import ValidationContext
@@ -173,12 +174,16 @@ def _stored_values(data: Mapping[str, Any]) -> set[str]:
     return out
 
 
+def _lists(engine: Engine, session: Session | None) -> Mapping[str, Any]:
+    return shared_choice_lists(session, engine) if session is not None else choice_lists(engine)
+
+
 def _context(engine: Engine, actor: Actor, ctx: ValidationContext | None,
-             allow_inactive: set[str] | None = None) -> ValidationContext:
+             allow_inactive: set[str] | None = None, session: Session | None = None) -> ValidationContext:
     if ctx is None:
-        ctx = ValidationContext(lang=actor.language, choice_lists=choice_lists(engine))
+        ctx = ValidationContext(lang=actor.language, choice_lists=_lists(engine, session))
     elif not ctx.choice_lists:
-        ctx = dataclasses.replace(ctx, choice_lists=choice_lists(engine))
+        ctx = dataclasses.replace(ctx, choice_lists=_lists(engine, session))
     if allow_inactive:
         ctx = dataclasses.replace(ctx, allow_inactive=set(ctx.allow_inactive or ()) | allow_inactive)
     return ctx
@@ -193,13 +198,12 @@ def _validate(spec: FormSpec, raw: Mapping[str, Any], ctx: ValidationContext, ti
 
 def mask_data(spec: FormSpec, data: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of `data` with sensitive fields masked (for audit details and logs)."""
-    out: dict[str, Any] = {}
-    for key, value in data.items():
-        f = spec.field(key)
-        if f is not None and f.sensitive and value is not None and value != "":
-            out[key] = mask_value(f, value if isinstance(value, str) else str(value))
-        else:
-            out[key] = value
+    out = dict(data)
+    for f in spec.fields:
+        if f.sensitive and f.key in out and spec.field(f.key) is f:
+            value = out[f.key]
+            if value is not None and value != "":
+                out[f.key] = mask_value(f, value if isinstance(value, str) else str(value))
     return out
 
 
@@ -392,37 +396,53 @@ def _guarded_update(session: Session, sub: Submission, values: dict[str, Any]) -
 # --- create ------------------------------------------------------------------------------------
 def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, parent_id: int | None = None,
            ctx: ValidationContext | None = None) -> Submission:
-    """Validate `raw` against the form's current version and store it (ValidationFailed if invalid)."""
-    ref = form_ref(engine, slug)
-    spec = ref.spec
-    title = _title(spec, actor)
-    if not form_allows(actor, spec, "submit"):
-        raise PermissionDenied("record.forbidden_submit", form=title)
-    if ref.archived:
-        raise PermissionDenied("form.archived", form=title)
-    clean = _validate(spec, raw, _context(engine, actor, ctx), title)
-    now = utcnow()
-    sub = Submission(
-        form_id=ref.id, form_version=ref.version, data=clean, parent_id=parent_id, created_by=actor.username,
-        created_at=now, updated_by=actor.username, updated_at=now, revision=1,
-        **workflow.initial_values(spec, now),
-    )
-    with session_scope(engine) as session:
-        _lock_form(session, engine, spec, ref.id)
-        _check_parent(session, spec, parent_id, actor.language)
-        problems = _reference_problems(session, spec, clean, actor.language)
-        problems += _unique_problems(session, engine, spec, ref.id, clean, None, actor.language)
+    """Validate `raw` against the form's current version and store it (ValidationFailed if invalid).
+
+    One write transaction reads the form's current version (with the reference lists' stamp and the
+    numbering setting), validates, numbers, inserts the record and its audit event and bumps the
+    stamp. Data entry's hot path: the statements go to the driver directly (`engine.hotpath`)."""
+    with write_connection(engine) as conn:
+        tx = RawTx(conn)
+        head = tx.head(slug, numbering.PATTERN_PREFIX + slug)
+        if head is None:
+            raise NotFound("form.not_found", form=slug)
+        ref = cached_ref(engine, slug, head.form_id, head.version, head.archived)
+        spec = ref.spec
+        title = _title(spec, actor)
+        if not form_allows(actor, spec, "submit"):
+            raise PermissionDenied("record.forbidden_submit", form=title)
+        if ref.archived:
+            raise PermissionDenied("form.archived", form=title)
+        if ctx is None or not ctx.choice_lists:
+            lists = choice_lists_at(engine, head.lists_stamp)
+            ctx = (ValidationContext(lang=actor.language, choice_lists=lists) if ctx is None
+                   else dataclasses.replace(ctx, choice_lists=lists))
+        clean = _validate(spec, raw, ctx, title)
+        now = utcnow()
+        values: dict[str, Any] = {
+            "form_id": ref.id, "form_version": ref.version, "data": clean, "parent_id": parent_id,
+            "created_by": actor.username, "created_at": now, "updated_by": actor.username, "updated_at": now,
+            "revision": 1, **workflow.initial_values(spec, now),
+        }
+        _lock_form(conn, engine, spec, ref.id)
+        _check_parent(conn, spec, parent_id, actor.language)
+        problems = _reference_problems(conn, spec, clean, actor.language)
+        problems += _unique_problems(conn, engine, spec, ref.id, clean, None, actor.language)
         if problems:
             raise ValidationFailed(title, {p.field or str(i): p for i, p in enumerate(problems)})
-        numbering.number_hook(session, spec, sub)  # in this transaction: a rollback frees no number
-        session.add(sub)
-        session.flush()
-        audit.record(session, actor, "create", "submission", sub.id, form_slug=slug, detail={
-            "version": ref.version, "data": mask_data(spec, sub.data), "parent_id": parent_id, "state": sub.state,
-            "number": sub.number,
-        })
-        stamps.bump(session, stamps.data_scope(slug))
-    return sub
+        pattern = numbering.pattern_from(head.number_setting, slug)
+        if pattern is not None:  # in this transaction: a rollback frees no number
+            pattern = numbering.checked_pattern(pattern)
+            year = numbering.local_year(now)
+            values["number"] = numbering.render(pattern, year, tx.next_value(slug, numbering.scope_for(pattern, year)))
+            values["data"] = numbering.with_number(spec, clean, values["number"])
+        values["id"] = tx.insert("submissions", values)
+        tx.insert("audit_events", audit.event_row(actor, "create", "submission", values["id"], form_slug=slug, detail={
+            "version": ref.version, "data": mask_data(spec, values["data"]), "parent_id": parent_id,
+            "state": values.get("state"), "number": values.get("number"),
+        }))
+        tx.bump_two(*stamps.expand(stamps.data_scope(slug)))
+    return submission_from(values)
 
 
 # --- update ------------------------------------------------------------------------------------

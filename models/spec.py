@@ -9,6 +9,7 @@ string in a source file is accepted and stored as ``{"zh": s}``.
 
 from __future__ import annotations
 
+import weakref
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
@@ -154,6 +155,21 @@ class AccessSpec(_Model):
     reveal: list[str] = Field(default_factory=lambda: ["admin", "manager"])
 
 
+# id(spec) -> (weak ref to the spec, its fields list, that list's length, {key: first field}); kept
+# outside the model so that it never takes part in == or in dumps
+_FIELD_INDEX: dict[int, tuple[weakref.ref, list, int, dict]] = {}
+
+
+def _index_fields(spec: FormSpec) -> tuple[weakref.ref, list, int, dict]:
+    by_key: dict[str, FieldSpec] = {}
+    for f in spec.fields:
+        by_key.setdefault(f.key, f)
+    key = id(spec)
+    entry = (weakref.ref(spec, lambda _ref, k=key: _FIELD_INDEX.pop(k, None)), spec.fields, len(spec.fields), by_key)
+    _FIELD_INDEX[key] = entry
+    return entry
+
+
 class FormSpec(_Model):
     slug: str
     title: LText = Field(default_factory=dict)
@@ -173,7 +189,12 @@ class FormSpec(_Model):
 
     # --- convenience -------------------------------------------------------------------------
     def field(self, key: str) -> FieldSpec | None:
-        return next((f for f in self.fields if f.key == key), None)
+        """The field `key` (the first one, should a draft repeat a key), from an index kept on the
+        spec and rebuilt whenever its `fields` list is another one (model_copy) or changed in length."""
+        entry = _FIELD_INDEX.get(id(self))
+        if entry is None or entry[0]() is not self or entry[1] is not self.fields or entry[2] != len(self.fields):
+            entry = _index_fields(self)
+        return entry[3].get(key)
 
     @property
     def active_fields(self) -> list[FieldSpec]:

@@ -10,6 +10,7 @@ import pytest
 from engine import stamps
 from engine.errors import ConflictError, EngineError, NotFound, PermissionDenied, ValidationFailed
 from engine.forms import get_spec, publish
+from engine.hotpath import RawTx
 from engine.storage import create, get_record, restore, soft_delete, transition, update
 from models.tables import AuditEvent
 from tests.storage.conftest import (
@@ -67,7 +68,11 @@ def test_failing_write_leaves_neither_record_change_nor_audit_row(cases, monkeyp
         session.flush()
         raise RuntimeError("disk full")
 
+    def boom_raw(tx, scope, also):  # the same last step on the raw hot path of `create`
+        raise RuntimeError("disk full")
+
     monkeypatch.setattr(stamps, "bump", boom)
+    monkeypatch.setattr(RawTx, "bump_two", boom_raw)
     with pytest.raises(RuntimeError):
         if action == "create":
             create(cases, "case", {**CASE, "id_no": "X2"}, actor=STAFF)
