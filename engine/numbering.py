@@ -136,14 +136,40 @@ def pattern_for(engine: Engine, slug: str) -> str | None:
         return _pattern_in(session, slug)
 
 
-# One statement on SQLite (>= 3.35) and PostgreSQL: create the counter at 1 or increment it.
-_NEXT = text("INSERT INTO sequences (name, scope, last) VALUES (:n, :s, 1) "
-             "ON CONFLICT (name, scope) DO UPDATE SET last = sequences.last + 1 RETURNING last")
+# One statement on SQLite (>= 3.35) and PostgreSQL: create the counter at k or advance it by k.
+_ADVANCE = text("INSERT INTO sequences (name, scope, last) VALUES (:n, :s, :k) "
+                "ON CONFLICT (name, scope) DO UPDATE SET last = sequences.last + :k RETURNING last")
+
+
+def advance(session: Session, name: str, scope: str, count: int) -> int:
+    """Take `count` numbers of a gap-free counter in the caller's transaction (row-locked until it
+    ends); the last one taken (the first is `last - count + 1`)."""
+    return int(session.execute(_ADVANCE, {"n": name, "s": scope, "k": int(count)}).scalar_one())
 
 
 def next_value(session: Session, name: str, scope: str) -> int:
     """Increment a gap-free counter in the caller's transaction (row-locked until it ends)."""
-    return int(session.execute(_NEXT, {"n": name, "s": scope}).scalar_one())
+    return advance(session, name, scope, 1)
+
+
+def number_rows(session: Session, spec: FormSpec, rows: list[dict[str, Any]]) -> None:
+    """Number new rows (column values, with `created_at` and `data`) in the caller's transaction, in
+    their order, one counter step per year: imports and demo data get numbers as entry does."""
+    pattern = _pattern_in(session, spec.slug)
+    if pattern is None or not rows:
+        return
+    pattern = checked_pattern(pattern)
+    by_scope: dict[str, list[tuple[dict[str, Any], int]]] = {}
+    for row in rows:
+        if row.get("number"):
+            continue
+        year = local_year(row["created_at"])
+        by_scope.setdefault(scope_for(pattern, year), []).append((row, year))
+    for scope, items in by_scope.items():
+        first = advance(session, spec.slug, scope, len(items)) - len(items) + 1
+        for i, (row, year) in enumerate(items):
+            row["number"] = render(pattern, year, first + i)
+            row["data"] = with_number(spec, row["data"], row["number"])
 
 
 def assign_number(session: Session, form_slug: str, year: int, pattern: str) -> str:
@@ -226,7 +252,7 @@ def preview(pattern: str, year: int | None = None, seq: int = 1) -> str:
 
 
 __all__ = [
-    "DEFAULT_PATTERNS", "PatternInfo", "assign_number", "check_pattern", "checked_pattern", "next_value",
-    "number_hook", "pattern_for", "pattern_from", "pattern_info", "preview", "render", "scope_for", "set_pattern",
+    "DEFAULT_PATTERNS", "PatternInfo", "advance", "assign_number", "check_pattern", "checked_pattern", "next_value",
+    "number_hook", "number_rows", "pattern_for", "pattern_from", "pattern_info", "preview", "render", "scope_for", "set_pattern",
     "with_number",
 ]

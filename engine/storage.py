@@ -814,7 +814,9 @@ def bulk_create(engine: Engine, slug: str, rows: Iterable[Mapping[str, Any]], *,
                 return
             _bulk_db_checks(session, engine, spec, ref.id, pending, st, actor.language)
             if not st.problems:
-                _bulk_insert(session, [v for _n, v in pending], st)
+                values = [v for _n, v in pending]
+                numbering.number_rows(session, spec, values)  # in this transaction: gap-free
+                _bulk_insert(session, values, st)
             pending.clear()
 
         for n, row in enumerate(rows, start=1):

@@ -191,3 +191,21 @@ def test_through_storage_create(loaded) -> None:
     assert first.number.endswith("第0001号") and second.number.endswith("第0002号")
     assert str(year) in first.number or str(year + 1) in first.number
     assert first.data.get("application_no") == first.number
+
+
+def test_imported_records_are_numbered_in_order_per_year_and_a_refused_import_takes_none(loaded) -> None:
+    from engine.storage import bulk_create
+
+    first = _create(loaded)  # 2026 #1 by data entry
+    rows = [{"name": "甲", "_created_at": "2026-03-01T09:00:00+08:00"},
+            {"name": "乙", "_created_at": "2025-12-30T09:00:00+08:00"},
+            {"name": "丙", "_created_at": "2026-03-02T09:00:00+08:00"}]
+    assert bulk_create(loaded, "intake", rows, actor=ADMIN, validate=False) == 3
+    with session_scope(loaded, write=False) as s:
+        got = s.execute(select(Submission.number, Submission.data).where(Submission.id > first.id)
+                        .order_by(Submission.id)).all()
+    assert [n for n, _d in got] == ["霞援申字〔2026〕第0002号", "霞援申字〔2025〕第0001号", "霞援申字〔2026〕第0003号"]
+    assert all(d["application_no"] == n for n, d in got)
+    with pytest.raises(EngineError):  # the second row is refused: nothing is written, no number is used
+        bulk_create(loaded, "intake", [{"name": "丁"}, {"name": "戊", "_bogus": 1}], actor=ADMIN, validate=False)
+    assert _create(loaded).number == "霞援申字〔2026〕第0004号"
