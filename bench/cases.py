@@ -236,7 +236,7 @@ def bulk_case(engine: Engine, *, rounds: int = 3, rows: int = 5000, today: date 
             first_sub, first_audit = _max_ids(raw)
             with (mine if r >= 0 else Meter())(len(batch)):
                 bulk_create(engine, "intake", batch, actor=BENCH_ACTOR, validate=True)
-            stored = [raw.adapt(s, SUB_COLS) for s in raw.execute(
+            stored = [raw.adapt(_renumber(s), SUB_COLS) for s in raw.execute(
                 f"SELECT {', '.join(SUB_COLS)} FROM submissions WHERE id > ? ORDER BY id", (first_sub,))]
             assert len(stored) == len(batch)
             mid_sub, _mid_audit = _max_ids(raw)

@@ -2,7 +2,7 @@
 
 Through SQLAlchemy a statement costs ~35 µs of Python on top of the database's own work, and an ORM
 session ~100 µs per transaction; saving a record takes six statements. Here they go straight to the
-driver's cursor, inside a `engine.db.write_connection` transaction (so BEGIN IMMEDIATE, rollback and
+driver's cursor, inside a `engine.db.raw_write` transaction (so BEGIN IMMEDIATE, rollback and
 the "db.read_only"/"db.full" messages are the same as everywhere else). Every value is converted by
 its column's own SQLAlchemy bind processor, so the rows are stored exactly as the ORM stores them.
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import JSON, Table
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import configure_mappers
 
 from models.tables import AuditEvent, Submission
@@ -81,13 +81,41 @@ _TABLES: dict[str, Table] = {t.name: t for t in (Submission.__table__, AuditEven
 _COLUMNS: dict[str, list[str]] = {name: _columns(t) for name, t in _TABLES.items()}
 
 
-class RawTx:
-    """The driver cursor of a Core connection that is inside a write transaction."""
+class CoreView:
+    """Stands in for a session in helpers that run Core statements only in some cases."""
 
-    def __init__(self, conn: Connection) -> None:
-        self.dialect = conn.dialect
-        self.style = STYLES[conn.dialect.name]
-        self.cur = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    def __init__(self, tx: RawTx) -> None:
+        self.tx = tx
+
+    def execute(self, statement: Any, params: Any = None) -> Any:
+        return self.tx.core.execute(statement, params)
+
+
+class RawTx:
+    """The driver cursor of a pooled connection inside a `engine.db.raw_write` transaction.
+
+    `core` is a SQLAlchemy Connection over the same driver connection and transaction (made when
+    first used, never beginning or ending a transaction of its own) for the rarer checks written
+    with Core statements (parents, references, unique values, PostgreSQL's advisory lock)."""
+
+    def __init__(self, engine: Engine, fairy: Any) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect
+        self.style = STYLES[engine.dialect.name]
+        self.fairy = fairy
+        self.cur = fairy.driver_connection.cursor()
+        self._core: Connection | None = None
+
+    @property
+    def core(self) -> Connection:
+        if self._core is None:
+            self._core = Connection(self.engine, connection=self.fairy, _allow_autobegin=False)
+        return self._core
+
+    @property
+    def lazy_core(self) -> CoreView:
+        """Something with `execute(statement, params)` that makes `core` only when a statement runs."""
+        return CoreView(self)
 
     def sql(self, template: str) -> str:
         key = (self.dialect.name, template)
@@ -145,4 +173,4 @@ def submission_from(values: Mapping[str, Any]) -> Submission:
 
 _ALL_SUBMISSION_COLUMNS: tuple[str, ...] = tuple(c.name for c in Submission.__table__.c)  # type: ignore[attr-defined]
 
-__all__ = ["STYLES", "FormHead", "RawTx", "Style", "submission_from"]
+__all__ = ["STYLES", "CoreView", "FormHead", "RawTx", "Style", "submission_from"]

@@ -26,7 +26,7 @@ from sqlmodel import Session, col
 
 from engine import audit, numbering, stamps, workflow
 from engine.access import Actor, form_allows
-from engine.db import is_postgres, session_scope, write_connection
+from engine.db import is_postgres, raw_write, session_scope
 from engine.errors import ConflictError, EngineError, NotFound, PermissionDenied, Problem, ValidationFailed
 from engine.fields import is_empty, mask_value
 from engine.forms import cached_ref, choice_lists, choice_lists_at, form_ref, get_spec, shared_choice_lists
@@ -401,8 +401,9 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
     One write transaction reads the form's current version (with the reference lists' stamp and the
     numbering setting), validates, numbers, inserts the record and its audit event and bumps the
     stamp. Data entry's hot path: the statements go to the driver directly (`engine.hotpath`)."""
-    with write_connection(engine) as conn:
-        tx = RawTx(conn)
+    with raw_write(engine) as fairy:
+        tx = RawTx(engine, fairy)
+        core = tx.lazy_core
         head = tx.head(slug, numbering.PATTERN_PREFIX + slug)
         if head is None:
             raise NotFound("form.not_found", form=slug)
@@ -424,10 +425,10 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
             "created_by": actor.username, "created_at": now, "updated_by": actor.username, "updated_at": now,
             "revision": 1, **workflow.initial_values(spec, now),
         }
-        _lock_form(conn, engine, spec, ref.id)
-        _check_parent(conn, spec, parent_id, actor.language)
-        problems = _reference_problems(conn, spec, clean, actor.language)
-        problems += _unique_problems(conn, engine, spec, ref.id, clean, None, actor.language)
+        _lock_form(core, engine, spec, ref.id)
+        _check_parent(core, spec, parent_id, actor.language)
+        problems = _reference_problems(core, spec, clean, actor.language)
+        problems += _unique_problems(core, engine, spec, ref.id, clean, None, actor.language)
         if problems:
             raise ValidationFailed(title, {p.field or str(i): p for i, p in enumerate(problems)})
         pattern = numbering.pattern_from(head.number_setting, slug)
@@ -440,7 +441,7 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
         tx.insert("audit_events", audit.event_row(actor, "create", "submission", values["id"], form_slug=slug, detail={
             "version": ref.version, "data": mask_data(spec, values["data"]), "parent_id": parent_id,
             "state": values.get("state"), "number": values.get("number"),
-        }))
+        }, plain=True))
         tx.bump_two(*stamps.expand(stamps.data_scope(slug)))
     return submission_from(values)
 

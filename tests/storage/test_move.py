@@ -87,9 +87,8 @@ def _seed(url: str) -> tuple[int, int]:
     assert first.counted
 
     with session_scope(eng) as s:
-        s.add(Sequence(name="intake", scope="2026", last=12))
-        s.add(Sequence(name="intake", scope="2025", last=731))
-        s.add(Sequence(name="Intake-B", scope="2026", last=1))
+        for name, scope, last in (("intake", "2026", 12_000), ("intake", "2025", 731), ("Intake-B", "2026", 1)):
+            s.merge(Sequence(name=name, scope=scope, last=last))  # the demo's intake cases made some already
         s.add(Setting(key="json_null", value=None))  # stored as the JSON value null
         s.add(Setting(key="office", value={"名称": "某区法律援助处", "emoji": "⚖️", "n": [1, 2.5, None]}))
     with session_scope(eng) as s:  # a SQL NULL next to it
