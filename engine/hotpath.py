@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, Table
@@ -147,8 +148,20 @@ class RawTx:
     def insert(self, table: str, values: Mapping[str, Any]) -> int:
         """INSERT one row (columns absent from `values` are NULL); its new id."""
         procs = self._processors(table)
-        params = [value if proc is None or value is None else proc(value)
-                  for proc, value in zip(procs, (values.get(c) for c in _COLUMNS[table]), strict=True)]
+        seen: dict[int, Any] = {}  # one datetime shared by several columns (created/updated `now`): once
+
+        def convert(proc: Callable[[Any], Any] | None, value: Any) -> Any:
+            if proc is None or value is None:
+                return value
+            if type(value) is not datetime:
+                return proc(value)
+            done = seen.get(id(value))
+            if done is None:
+                done = seen[id(value)] = proc(value)
+            return done
+
+        params = [convert(proc, value) for proc, value in zip(procs, (values.get(c) for c in _COLUMNS[table]),
+                                                               strict=True)]
         if self.style.returning:
             return int(self.execute(_INSERTS[table] + " RETURNING id", params).fetchone()[0])
         return int(self.execute(_INSERTS[table], params).lastrowid)

@@ -9,6 +9,7 @@
 
 from __future__ import annotations
 
+import operator
 import re
 import unicodedata
 from collections.abc import Callable
@@ -103,15 +104,24 @@ class IdInfo:
     legacy: bool  # a 15-digit number of the first-generation card
 
 
+_SPACES = re.compile(r"\s+")
+_SHAPE_18 = re.compile(r"[0-9]{17}[0-9X]")
+_SHAPE_15 = re.compile(r"[0-9]{15}")
+
+
 def normalise(text: str) -> str:
     """Full-width to ASCII, whitespace removed, upper case (so a lower-case x becomes X)."""
-    return re.sub(r"\s+", "", unicodedata.normalize("NFKC", str(text))).upper()
+    text = str(text)
+    if not text.isascii():  # NFKC leaves ASCII as it is: only other text needs it
+        text = unicodedata.normalize("NFKC", text)
+    return _SPACES.sub("", text).upper()
 
 
 def check_char(body17: str) -> str:
     """The GB 11643 check character for the first 17 digits."""
-    total = sum(int(d) * w for d, w in zip(body17, WEIGHTS, strict=True))
-    return CHECK_CHARS[total % 11]
+    if len(body17) != len(WEIGHTS):
+        raise ValueError(f"17 digits expected, got {len(body17)}")
+    return CHECK_CHARS[sum(map(operator.mul, map(int, body17), WEIGHTS)) % 11]
 
 
 def make_id(region: str, birth: date | str, seq: int | str) -> str:
@@ -131,8 +141,8 @@ def age_on(birth: date, today: date) -> int:
 def _check_shape(number: str) -> None:
     if len(number) not in (15, 18):
         raise FieldProblem("id.length", length=len(number))
-    shape = r"[0-9]{17}[0-9X]" if len(number) == 18 else r"[0-9]{15}"
-    if not re.fullmatch(shape, number):
+    shape = _SHAPE_18 if len(number) == 18 else _SHAPE_15
+    if not shape.fullmatch(number):
         raise FieldProblem("id.chars")
     if len(number) == 18 and check_char(number[:17]) != number[17]:
         raise FieldProblem("id.checksum")

@@ -104,7 +104,7 @@ def checked_pattern(pattern: str) -> str:
 def render(pattern: str, year: int, seq: int) -> str:
     """The number for (year, seq). Only {year} / {seq} are filled (check_pattern vouches for the rest)."""
     out = []
-    for literal, name, spec, _conversion in _FORMATTER.parse(pattern):
+    for literal, name, spec in _parts(pattern):
         out.append(literal)
         if name is None:
             continue
@@ -113,8 +113,14 @@ def render(pattern: str, year: int, seq: int) -> str:
     return "".join(out)
 
 
+@functools.lru_cache(maxsize=64)
+def _parts(pattern: str) -> tuple[tuple[str, str | None, str | None], ...]:
+    """(literal, placeholder name, format spec) pieces of a pattern, parsed once per process."""
+    return tuple((literal, name, spec) for literal, name, spec, _c in _FORMATTER.parse(pattern))
+
+
 def scope_for(pattern: str, year: int) -> str:
-    uses_year = any(name == "year" for _l, name, _s, _c in _FORMATTER.parse(pattern))
+    uses_year = any(name == "year" for _l, name, _s in _parts(pattern))
     return str(int(year)) if uses_year else "all"
 
 

@@ -199,8 +199,8 @@ def _validate(spec: FormSpec, raw: Mapping[str, Any], ctx: ValidationContext, ti
 def mask_data(spec: FormSpec, data: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of `data` with sensitive fields masked (for audit details and logs)."""
     out = dict(data)
-    for f in spec.fields:
-        if f.sensitive and f.key in out and spec.field(f.key) is f:
+    for f in spec.sensitive_fields():
+        if f.key in out:
             value = out[f.key]
             if value is not None and value != "":
                 out[f.key] = mask_value(f, value if isinstance(value, str) else str(value))

@@ -155,17 +155,20 @@ class AccessSpec(_Model):
     reveal: list[str] = Field(default_factory=lambda: ["admin", "manager"])
 
 
-# id(spec) -> (weak ref to the spec, its fields list, that list's length, {key: first field}); kept
+# id(spec) -> (weak ref to the spec, its fields list, that list's length, {key: first field}, the
+# sensitive ones of those first fields); kept
 # outside the model so that it never takes part in == or in dumps
-_FIELD_INDEX: dict[int, tuple[weakref.ref, list, int, dict]] = {}
+_FIELD_INDEX: dict[int, tuple[weakref.ref, list, int, dict, list]] = {}
 
 
-def _index_fields(spec: FormSpec) -> tuple[weakref.ref, list, int, dict]:
+def _index_fields(spec: FormSpec) -> tuple[weakref.ref, list, int, dict, list]:
     by_key: dict[str, FieldSpec] = {}
     for f in spec.fields:
         by_key.setdefault(f.key, f)
+    sensitive = [f for f in by_key.values() if f.sensitive]
     key = id(spec)
-    entry = (weakref.ref(spec, lambda _ref, k=key: _FIELD_INDEX.pop(k, None)), spec.fields, len(spec.fields), by_key)
+    entry = (weakref.ref(spec, lambda _ref, k=key: _FIELD_INDEX.pop(k, None)), spec.fields, len(spec.fields), by_key,
+             sensitive)
     _FIELD_INDEX[key] = entry
     return entry
 
@@ -191,10 +194,17 @@ class FormSpec(_Model):
     def field(self, key: str) -> FieldSpec | None:
         """The field `key` (the first one, should a draft repeat a key), from an index kept on the
         spec and rebuilt whenever its `fields` list is another one (model_copy) or changed in length."""
+        return self._fields_index()[3].get(key)
+
+    def sensitive_fields(self) -> list[FieldSpec]:
+        """The fields marked sensitive (the first of a repeated key), from the same index as `field`."""
+        return self._fields_index()[4]
+
+    def _fields_index(self) -> tuple[weakref.ref, list, int, dict, list]:
         entry = _FIELD_INDEX.get(id(self))
         if entry is None or entry[0]() is not self or entry[1] is not self.fields or entry[2] != len(self.fields):
             entry = _index_fields(self)
-        return entry[3].get(key)
+        return entry
 
     @property
     def active_fields(self) -> list[FieldSpec]:
