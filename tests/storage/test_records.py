@@ -170,6 +170,20 @@ def test_old_version_record_keeps_its_version_and_retired_value(cases):
     assert new.form_version == 2 and new.data["hotline"] == "12348" and "old_note" not in new.data
 
 
+def test_a_save_is_checked_against_the_version_current_when_it_is_stored(cases):
+    # the process has read version 1 (a save primes what it knows of the form)
+    create(cases, "case", CASE, actor=STAFF)
+    required = case_spec(fields=[*CASE_SPEC["fields"], {"key": "hotline", "type": "text", "required": True,
+                                                        "label": {"zh": "来电", "en": "Hotline"}}])
+    assert publish(cases, required, actor=ADMIN).version == 2
+    with pytest.raises(ValidationFailed) as err:  # valid under version 1, not under version 2
+        create(cases, "case", {**CASE, "id_no": "V2"}, actor=STAFF)
+    assert set(err.value.errors) == {"hotline"}
+    assert publish(cases, CASE_SPEC, actor=ADMIN).version == 3  # the requirement is gone again
+    ok = create(cases, "case", {**CASE, "id_no": "V3"}, actor=STAFF)  # refused under 2, fine under 3
+    assert ok.form_version == 3 and submissions(cases) == 2
+
+
 def test_role_refusals(cases):
     with pytest.raises(PermissionDenied) as err:
         create(cases, "case", CASE, actor=VIEWER)
