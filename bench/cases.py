@@ -72,11 +72,21 @@ class Meter:
         return {"wall": median(self.wall), "cpu": median(self.cpu)}
 
 
+def paired(mine: list[float], base: list[float]) -> float:
+    """The median of the per-round ratios: each engine round against the baseline round measured right
+    after it, so a machine that speeds up or slows down between rounds changes both sides alike."""
+    return median([a / b for a, b in zip(mine, base, strict=True) if b > 0])
+
+
 def compare(engine: Engine, mine: Meter, base: Meter, **extra: Any) -> dict[str, Any]:
     m = metric_for(engine)
     a, b = mine.medians(), base.medians()
-    return {"metric": m, "engine_s": a[m], "raw_s": b[m], "ratio": a[m] / b[m], "engine": a, "raw": b,
-            "ratio_wall": a["wall"] / b["wall"], "ratio_cpu": a["cpu"] / b["cpu"], **extra}
+    if len(mine.cpu) == len(base.cpu):  # rounds in pairs: the median of the paired ratios
+        ratios = {"wall": paired(mine.wall, base.wall), "cpu": paired(mine.cpu, base.cpu)}
+    else:
+        ratios = {k: a[k] / b[k] for k in ("wall", "cpu")}
+    return {"metric": m, "engine_s": a[m], "raw_s": b[m], "ratio": ratios[m], "engine": a, "raw": b,
+            "ratio_wall": ratios["wall"], "ratio_cpu": ratios["cpu"], **extra}
 
 
 # --- a plain DB-API connection ------------------------------------------------------------------------
