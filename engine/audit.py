@@ -52,26 +52,10 @@ def jsonable(value: Any) -> Any:
     return str(value)
 
 
-def record(
-    session: Session,
-    actor: Actor | str | None,
-    action: str,
-    entity: str,
-    entity_id: Any,
-    form_slug: str | None = None,
-    detail: Mapping[str, Any] | None = None,
-) -> AuditEvent:
+def record(session: Session, actor: Actor | str | None, action: str, entity: str, entity_id: Any,
+           form_slug: str | None = None, detail: Mapping[str, Any] | None = None) -> AuditEvent:
     """Add one audit event to `session` (committed with the caller's transaction)."""
-    if action not in ACTIONS:
-        raise ValueError(f"unknown audit action {action!r}")
-    event = AuditEvent(
-        username=actor_name(actor)[:64],
-        action=action,
-        entity=entity[:32],
-        entity_id="" if entity_id is None else str(entity_id)[:64],
-        form_slug=form_slug,
-        detail=jsonable(dict(detail)) if detail is not None else None,
-    )
+    event = AuditEvent(**event_row(actor, action, entity, entity_id, form_slug, detail))
     session.add(event)
     return event
 
