@@ -171,3 +171,58 @@ def wait_loaded(page) -> None:
     with contextlib.suppress(PlaywrightTimeout):  # else it had already finished
         page.wait_for_selector('[data-testid="stApp"][data-test-script-state="running"]', timeout=2000)
     wait_idle(page)
+
+
+# --- helpers shared by the browser tests of several folders ------------------------------------------
+INTAKE_CHANNEL = "entry__intake__0__intake_channel"  # the intake entry page's channel select
+
+
+def keyed(page, key: str, inner: str = "input"):
+    """The widget with Streamlit key `key` (its container has the class st-key-<key>)."""
+    return page.locator(f".st-key-{key} {inner}").first
+
+
+def see(page, text_: str) -> None:
+    """Wait for `text_` on the page (and the run to end); else fail naming the alerts the page showed."""
+    try:
+        page.get_by_text(text_).first.wait_for()
+    except Exception as exc:
+        shown = page.locator('[data-testid="stAlert"], [data-testid="stException"], [data-testid="stToast"]')
+        texts = [t.strip() for t in shown.all_inner_texts()][:8]
+        raise AssertionError(f"{text_!r} not shown; the page shows: {texts}") from exc
+    wait_idle(page)
+
+
+def channel_options(page, key: str = INTAKE_CHANNEL) -> list[str]:
+    """Open a select box, read its options, close it."""
+    keyed(page, key).click()
+    page.get_by_role("option").first.wait_for()
+    names = [o.inner_text().strip() for o in page.get_by_role("option").all()]
+    page.keyboard.press("Escape")
+    wait_idle(page)
+    return names
+
+
+def form_login(page, base: str, username: str, password: str, path: str = "") -> None:
+    """Log in through the form (the login page may rerun once more after loading: fill, check, submit)."""
+    page.goto(f"{base}/{path}" if path else base)
+    page.get_by_role("button", name="登录", exact=True).wait_for()
+    wait_loaded(page)
+    form = page.locator('[data-testid="stForm"]').filter(has=page.get_by_role("button", name="登录", exact=True))
+    name = form.get_by_role("textbox", name="用户名", exact=True)
+    secret = form.get_by_role("textbox", name="密码", exact=True)
+    logout = page.get_by_role("button", name="退出登录")
+    for _attempt in range(4):
+        name.fill(username)
+        secret.fill(password)
+        page.wait_for_timeout(300)
+        if name.input_value() != username or secret.input_value() != password:
+            continue
+        form.get_by_role("button", name="登录", exact=True).click()
+        try:
+            logout.wait_for(timeout=15_000)
+            break
+        except Exception:
+            continue
+    logout.wait_for()
+    wait_idle(page)

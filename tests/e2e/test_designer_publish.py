@@ -7,14 +7,22 @@ from __future__ import annotations
 
 import pytest
 
-from tests.e2e.conftest import TIMEOUT_MS, VIEWPORTS, wait_idle, wait_loaded
+from tests.e2e.conftest import (
+    INTAKE_CHANNEL,
+    TIMEOUT_MS,
+    VIEWPORTS,
+    channel_options,
+    keyed,
+    see,
+    wait_idle,
+    wait_loaded,
+)
 
 pytestmark = pytest.mark.browser
 
 ADMIN = ("admin", "Admin-Pass-2026", "管理员")
 STAFF = ("li.gan", "Staff-Pass-2026", "李干事")
 NEW = ("community_office", "社区工作站转交", "Community office")
-CHANNEL = "entry__intake__0__intake_channel"
 
 
 def _setup(server) -> None:
@@ -32,15 +40,6 @@ def _context(browser, device: str):
                                   has_touch=device == "tablet")
     context.set_default_timeout(TIMEOUT_MS)
     return context
-
-
-def keyed(page, key: str, inner: str = "input"):
-    return page.locator(f".st-key-{key} {inner}").first
-
-
-def see(page, text: str) -> None:
-    page.get_by_text(text).first.wait_for()
-    wait_idle(page)
 
 
 def login(page, url: str, username: str, password: str) -> None:
@@ -69,16 +68,6 @@ def nav_to(page, title: str) -> None:
     wait_idle(page)
 
 
-def channel_options(page) -> list[str]:
-    """Open the channel dropdown on the entry page and read its options (then close it)."""
-    keyed(page, CHANNEL).click()
-    page.get_by_role("option").first.wait_for()
-    names = [o.inner_text().strip() for o in page.get_by_role("option").all()]
-    page.keyboard.press("Escape")
-    wait_idle(page)
-    return names
-
-
 def test_admin_adds_a_choice_and_staff_sees_it_without_restart(server, browser) -> None:
     from engine.forms import get_spec
 
@@ -89,7 +78,7 @@ def test_admin_adds_a_choice_and_staff_sees_it_without_restart(server, browser) 
         staff = staff_ctx.new_page()
         login(staff, server.url, STAFF[0], STAFF[1])
         nav_to(staff, "法律援助申请登记")
-        keyed(staff, CHANNEL).wait_for()
+        keyed(staff, INTAKE_CHANNEL).wait_for()
         before = channel_options(staff)
         assert "窗口申请" in before and NEW[1] not in before
 
@@ -119,7 +108,7 @@ def test_admin_adds_a_choice_and_staff_sees_it_without_restart(server, browser) 
         # the staff member's next page run offers it (same session: no restart, no new login)
         nav_to(staff, "首页")
         nav_to(staff, "法律援助申请登记")
-        keyed(staff, CHANNEL).wait_for()
+        keyed(staff, INTAKE_CHANNEL).wait_for()
         after = channel_options(staff)
         assert NEW[1] in after and after[: len(before)] == before
     finally:

@@ -31,15 +31,20 @@ import pytest
 
 from engine.access import Actor
 from tests.e2e.conftest import (
+    INTAKE_CHANNEL,
     ROOT,
     TIMEOUT_MS,
     Server,
     _free_port,
     _stop,
     _wait_healthy,
+    channel_options,
+    keyed,
+    see,
     wait_idle,
     wait_loaded,
 )
+from tests.e2e.conftest import form_login as login
 
 pytestmark = [pytest.mark.browser, pytest.mark.postgres]
 
@@ -49,7 +54,6 @@ ADMIN = ("admin", "Admin-Pass-2026", "管理员老周")
 STAFF = ("li.gan", "Staff-Pass-2026", "李干事")
 STAFF2 = ("wang.gz", "Staff2-Pass-2026", "王干事")
 NEW_CHOICE = ("community_office", "社区工作站转交", "Community office")
-CHANNEL = "entry__intake__0__intake_channel"
 DESKTOP = {"width": 1366, "height": 900}
 SEE_WITHIN_S = 10.0  # a publish made elsewhere shows at the next run; a reload is one
 TAPS = 12
@@ -181,30 +185,6 @@ def _logout_button(page):
     return page.get_by_role("button", name="退出登录")
 
 
-def login(page, base: str, username: str, password: str) -> None:
-    """Log in through the form (the login page may rerun once more after loading: fill, check, submit)."""
-    page.goto(base)
-    page.get_by_role("button", name="登录", exact=True).wait_for()
-    wait_loaded(page)
-    form = page.locator('[data-testid="stForm"]').filter(has=page.get_by_role("button", name="登录", exact=True))
-    name = form.get_by_role("textbox", name="用户名", exact=True)
-    secret = form.get_by_role("textbox", name="密码", exact=True)
-    for _attempt in range(4):
-        name.fill(username)
-        secret.fill(password)
-        page.wait_for_timeout(300)
-        if name.input_value() != username or secret.input_value() != password:
-            continue
-        form.get_by_role("button", name="登录", exact=True).click()
-        try:
-            _logout_button(page).wait_for(timeout=15_000)
-            break
-        except Exception:
-            continue
-    _logout_button(page).wait_for()
-    wait_idle(page)
-
-
 def cookie_for(context, base: str) -> list[dict]:
     """The login cookie of `context`, addressed to `base` (another process's origin)."""
     found = [c for c in context.cookies() if c["name"] == COOKIE]
@@ -246,34 +226,9 @@ def reload_until(page, predicate: Callable[[], bool], seconds: float) -> float:
         page.wait_for_timeout(500)
 
 
-def keyed(page, key: str, inner: str = "input"):
-    """The widget with Streamlit key `key` (its container has the class st-key-<key>)."""
-    return page.locator(f".st-key-{key} {inner}").first
-
-
-def see(page, text_: str) -> None:
-    try:
-        page.get_by_text(text_).first.wait_for()
-    except Exception as exc:  # say what the page showed instead (alerts, errors, toasts)
-        shown = page.locator('[data-testid="stAlert"], [data-testid="stException"], [data-testid="stToast"]')
-        texts = [t.strip() for t in shown.all_inner_texts()][:8]
-        raise AssertionError(f"{text_!r} not shown; the page shows: {texts}") from exc
-    wait_idle(page)
-
-
 def nav_click(page, title: str) -> None:
     page.locator('[data-testid="stSidebarNav"]').get_by_text(title, exact=True).first.click()
     wait_idle(page)
-
-
-def channel_options(page) -> list[str]:
-    """Open the intake channel dropdown on the entry page, read its options, close it."""
-    keyed(page, CHANNEL).click()
-    page.get_by_role("option").first.wait_for()
-    names = [o.inner_text().strip() for o in page.get_by_role("option").all()]
-    page.keyboard.press("Escape")
-    wait_idle(page)
-    return names
 
 
 # --- tests --------------------------------------------------------------------------------------
@@ -289,7 +244,7 @@ def test_a_choice_published_in_the_designer_on_a_is_offered_on_b(ready: Cluster,
     staff = contexts().new_page()
     login(staff, ready.b.url, STAFF2[0], STAFF2[1])
     nav_click(staff, "法律援助申请登记")
-    keyed(staff, CHANNEL).wait_for()
+    keyed(staff, INTAKE_CHANNEL).wait_for()
     before = channel_options(staff)
     assert before and new_choice[1] not in before
 
@@ -317,7 +272,7 @@ def test_a_choice_published_in_the_designer_on_a_is_offered_on_b(ready: Cluster,
     # B offers it at the staff member's next page run (same session: no restart, no new login)
     nav_click(staff, "首页")
     nav_click(staff, "法律援助申请登记")
-    keyed(staff, CHANNEL).wait_for()
+    keyed(staff, INTAKE_CHANNEL).wait_for()
     after = channel_options(staff)
     assert time.monotonic() - published <= SEE_WITHIN_S + 10  # two page runs on a loaded machine
     assert new_choice[1] in after and after[: len(before)] == before

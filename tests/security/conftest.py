@@ -45,6 +45,7 @@ from tests.app.conftest import (  # noqa: E402,F401  (fixtures re-exported for t
     _env,
     seeded_db_file,
 )
+from tests.e2e.conftest import form_login as browser_login  # noqa: E402,F401  (used by this folder's tests)
 from tests.e2e.conftest import new_context, server, wait_idle, wait_loaded  # noqa: E402,F401
 
 SAMPLES = yaml.safe_load((ROOT / "tests" / "fixtures" / "sample_records.yaml").read_text(encoding="utf-8"))
@@ -257,31 +258,6 @@ def sec_server(tmp_path_factory: pytest.TempPathFactory, secure_db_file: Path) -
     finally:
         _stop(process)
         dispose_engine(db_url)
-
-
-def browser_login(page: Any, base: str, username: str, password: str, path: str = "") -> None:
-    """Log in through the form (the login page may rerun once more after loading: fill, check, submit)."""
-    page.goto(f"{base}/{path}")
-    page.get_by_role("button", name="登录", exact=True).wait_for()
-    wait_loaded(page)
-    form = page.locator('[data-testid="stForm"]').filter(has=page.get_by_role("button", name="登录", exact=True))
-    name = form.get_by_role("textbox", name="用户名", exact=True)
-    secret = form.get_by_role("textbox", name="密码", exact=True)
-    logout = page.get_by_role("button", name="退出登录")
-    for _attempt in range(4):
-        name.fill(username)
-        secret.fill(password)
-        page.wait_for_timeout(300)
-        if name.input_value() != username or secret.input_value() != password:
-            continue
-        form.get_by_role("button", name="登录", exact=True).click()
-        try:
-            logout.wait_for(timeout=15_000)
-            break
-        except Exception:
-            continue
-    logout.wait_for()
-    wait_idle(page)
 
 
 # --- what was tried: counts collected by the tests (STATS dicts), printed at the end of a run ----------
