@@ -712,6 +712,17 @@ def threshold_from_urban_income(*, annual: Any = None, monthly: Any = None, rati
     return (base * rate).quantize(Decimal("0.01"), rounding=ROUND_HALF_UP)
 
 
+def set_threshold_from_input(engine: Engine, city: str, year: int, *, amount: str = "", urban_annual: str = "",
+                             basis: str = "", actor: Actor) -> Decimal:
+    """The admin form's save: the amount typed in, else 50% of the prior-year urban annual figure per
+    month, with a basis that says so when none is given."""
+    amount, annual = (amount or "").strip(), (urban_annual or "").strip()
+    value: Any = amount or (threshold_from_urban_income(annual=annual) if annual else "")
+    if not basis and annual:
+        basis = f"{int(year) - 1} 年城镇居民人均可支配收入 {annual} 元 × 50% ÷ 12"
+    return set_threshold(engine, city, int(year), value, actor=actor, basis=basis)
+
+
 def set_threshold(engine: Engine, city: str, year: int, threshold: Any, *, actor: Actor, basis: str = "") -> Decimal:
     """Set (or with threshold=None remove) the threshold of (city, year); admins only; audited."""
     require_admin(actor)

@@ -13,6 +13,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date
 from typing import Any
 
@@ -88,6 +89,20 @@ def _may_edit(eng: Any, who: Any) -> bool:
     return form_allows(who, get_spec(eng, INTAKE), "edit")
 
 
+def _save(base: str, lg: str, done: str, action: Callable[[], Any]) -> bool:
+    """Run a save; flash `done` or the engine's message under `base` on the next run (which starts now).
+    True when it saved (for a caller that clears its inputs first)."""
+    try:
+        action()
+    except EngineError as exc:
+        st.session_state[f"{base}__error"] = exc.message(lg)
+        saved = False
+    else:
+        st.session_state[f"{base}__ok"] = done
+        saved = True
+    return saved
+
+
 def _flash(base: str) -> None:
     ok = st.session_state.pop(f"{base}__ok", None)
     if ok:
@@ -141,12 +156,7 @@ def _eligibility(eng: Any, who: Any, lg: str, record: Any) -> None:
                               placeholder=t("intake.decision_reason_hint"))
         submitted = st.form_submit_button(t("intake.record_decision"), type="primary")
     if submitted:
-        try:
-            record_decision(eng, record.id, choice, reason, who)
-        except EngineError as exc:
-            st.session_state[f"{base}__error"] = exc.message(lg)
-        else:
-            st.session_state[f"{base}__ok"] = t("intake.decision_saved")
+        _save(base, lg, t("intake.decision_saved"), lambda: record_decision(eng, record.id, choice, reason, who))
         st.rerun()
 
 
@@ -210,13 +220,9 @@ def _conflicts(eng: Any, who: Any, lg: str, record: Any) -> None:
             if cols[1].button(t("intake.clear"), key=f"{base}__{i}__clear", icon=":material/done:"):
                 clicked = CLEARED
             if clicked is not None:
-                try:
-                    decide(eng, record.id, m.key, clicked, reason, who)
-                except EngineError as exc:
-                    st.session_state[f"{base}__error"] = exc.message(lg)
-                else:
+                if _save(base, lg, t("intake.match_saved"),
+                         lambda m=m, c=clicked, r=reason: decide(eng, record.id, m.key, c, r, who)):
                     st.session_state.pop(f"{base}__{i}__reason", None)
-                    st.session_state[f"{base}__ok"] = t("intake.match_saved")
                 st.rerun()
 
 
@@ -378,12 +384,7 @@ def _templates(eng: Any, who: Any, lg: str) -> None:
     edited = st.text_area(t("intake.template_text"), value=text, height=360, key=area_key)
     cols = st.columns([1, 1, 3])
     if cols[0].button(t("intake.save"), key=f"{base}__save", type="primary", icon=":material/save:"):
-        try:
-            save_template(eng, kind, edited, actor=who)
-        except EngineError as exc:
-            st.session_state[f"{base}__error"] = exc.message(lg)
-        else:
-            st.session_state[f"{base}__ok"] = t("intake.template_saved")
+        _save(base, lg, t("intake.template_saved"), lambda: save_template(eng, kind, edited, actor=who))
         st.rerun()
     if custom and cols[1].button(t("intake.reset"), key=f"{base}__reset", icon=":material/restart_alt:"):
         reset_template(eng, kind, actor=who)
@@ -430,18 +431,14 @@ def _office(eng: Any, who: Any, lg: str) -> None:
         days = st.number_input(t("intake.materials_days"), min_value=1, max_value=90,
                                value=int(current["materials_days"]))
         if st.form_submit_button(t("intake.save"), type="primary"):
-            try:
-                set_office(eng, {"city": city, "justice_bureau": bureau, "address": address, "phone": phone,
-                                 "materials_days": int(days)}, actor=who)
-            except EngineError as exc:
-                st.session_state[f"{base}__error"] = exc.message(lg)
-            else:
-                st.session_state[f"{base}__ok"] = t("intake.saved")
+            _save(base, lg, t("intake.saved"), lambda: set_office(eng, {
+                "city": city, "justice_bureau": bureau, "address": address, "phone": phone,
+                "materials_days": int(days)}, actor=who))
             st.rerun()
 
 
 def _thresholds(eng: Any, who: Any, lg: str) -> None:
-    from engine.eligibility import list_thresholds, office, set_threshold, threshold_from_urban_income
+    from engine.eligibility import list_thresholds, office, set_threshold_from_input
 
     base = "intake__thresholds"
     _flash(base)
@@ -462,15 +459,8 @@ def _thresholds(eng: Any, who: Any, lg: str) -> None:
         amount = st.text_input(t("intake.threshold"), placeholder="2150.00")
         basis = st.text_input(t("intake.basis"))
         if st.form_submit_button(t("intake.save"), type="primary"):
-            try:
-                value = amount.strip() or (threshold_from_urban_income(annual=annual.strip()) if annual.strip()
-                                           else "")
-                set_threshold(eng, city, int(year), value or "", actor=who, basis=basis or (
-                    f"{int(year) - 1} 年城镇居民人均可支配收入 {annual.strip()} 元 × 50% ÷ 12" if annual.strip() else ""))
-            except EngineError as exc:
-                st.session_state[f"{base}__error"] = exc.message(lg)
-            else:
-                st.session_state[f"{base}__ok"] = t("intake.saved")
+            _save(base, lg, t("intake.saved"), lambda: set_threshold_from_input(
+                eng, city, int(year), amount=amount, urban_annual=annual, basis=basis, actor=who))
             st.rerun()
 
 
@@ -498,12 +488,7 @@ def _patterns(eng: Any, who: Any, lg: str) -> None:
         save = cols[0].form_submit_button(t("intake.save"), type="primary")
         reset = cols[1].form_submit_button(t("intake.reset"))
     if save or reset:
-        try:
-            set_pattern(eng, slug, None if reset else pattern, actor=who)
-        except EngineError as exc:
-            st.session_state[f"{base}__error"] = exc.message(lg)
-        else:
-            st.session_state[f"{base}__ok"] = t("intake.saved")
+        _save(base, lg, t("intake.saved"), lambda: set_pattern(eng, slug, None if reset else pattern, actor=who))
         st.rerun()
 
 
@@ -518,10 +503,6 @@ def _calendar(eng: Any, who: Any, lg: str) -> None:
         holidays = st.text_area(t("intake.holidays"), value="\n".join(sorted(d.isoformat() for d in cal.holidays)))
         workdays = st.text_area(t("intake.workdays"), value="\n".join(sorted(d.isoformat() for d in cal.workdays)))
         if st.form_submit_button(t("intake.save"), type="primary"):
-            try:
-                set_calendar(eng, parse_dates(holidays), parse_dates(workdays), actor=who)
-            except EngineError as exc:
-                st.session_state[f"{base}__error"] = exc.message(lg)
-            else:
-                st.session_state[f"{base}__ok"] = t("intake.saved")
+            _save(base, lg, t("intake.saved"),
+                  lambda: set_calendar(eng, parse_dates(holidays), parse_dates(workdays), actor=who))
             st.rerun()

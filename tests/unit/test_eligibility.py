@@ -309,3 +309,17 @@ def test_decision_against_the_proposal_needs_a_reason_and_is_audited(loaded) -> 
     assert [(e.username, e.detail["decision"], e.detail["against_proposal"]) for e in events] == [
         ("li", REFUSE, False), ("boss", GRANT, True)]
     assert events[1].detail["reason"].startswith("家中有重病患者") and events[1].entity_id == str(rid)
+
+
+def test_the_admin_form_takes_an_amount_or_half_the_prior_year_urban_income(loaded) -> None:
+    from engine.eligibility import set_threshold_from_input
+
+    assert set_threshold_from_input(loaded, "湛江市", 2026, urban_annual=" 51600 ", actor=ADMIN) == Decimal("2150.00")
+    row = next(r for r in list_thresholds(loaded) if r.city == "湛江市")
+    assert row.basis == "2025 年城镇居民人均可支配收入 51600 元 × 50% ÷ 12"
+    assert set_threshold_from_input(loaded, "湛江市", 2026, amount="2000", urban_annual="51600", basis="自定",
+                                    actor=ADMIN) == Decimal("2000.00")
+    assert next(r for r in list_thresholds(loaded) if r.city == "湛江市").basis == "自定"
+    with pytest.raises(EngineError):  # neither given: refused, nothing changes
+        set_threshold_from_input(loaded, "湛江市", 2026, actor=ADMIN)
+    assert get_threshold(loaded, "湛江市", 2026) == Decimal("2000.00")
