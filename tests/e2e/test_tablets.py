@@ -18,7 +18,7 @@ from datetime import datetime
 import pytest
 
 from engine.access import Actor
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, wait_idle
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, TIMEOUT_MS, form_login, wait_idle
 
 pytestmark = pytest.mark.browser
 
@@ -53,29 +53,7 @@ def _login_cookies(browser, url: str) -> list[dict]:
     context.set_default_timeout(TIMEOUT_MS)
     try:
         page = context.new_page()
-        page.goto(url)
-        page.get_by_role("button", name="登录", exact=True).wait_for()
-        wait_idle(page)
-        form = page.locator('[data-testid="stForm"]').filter(has=page.get_by_role("button", name="登录", exact=True))
-        name = form.get_by_role("textbox", name="用户名", exact=True)
-        password = form.get_by_role("textbox", name="密码", exact=True)
-        logout = page.get_by_role("button", name="退出登录")
-        for _attempt in range(4):
-            # the login page may rerun once more after it loads (its cookie component), which empties
-            # the form: fill, check the values are still there, then submit
-            name.fill(USER[0])
-            password.fill(USER[1])
-            page.wait_for_timeout(500)
-            if name.input_value() != USER[0] or password.input_value() != USER[1]:
-                continue
-            form.get_by_role("button", name="登录", exact=True).click()
-            try:
-                logout.wait_for(timeout=10_000)
-                break
-            except Exception:
-                continue
-        logout.wait_for()
-        wait_idle(page)
+        form_login(page, url, USER[0], USER[1])
         deadline = time.monotonic() + 15  # the cookie is written by a JS component, just after the run
         cookies = [c for c in context.cookies() if c["name"] == COOKIE]
         while not cookies and time.monotonic() < deadline:
