@@ -61,6 +61,7 @@ _HEAD = (
     "(SELECT stamp FROM change_stamps WHERE scope = 'choice_lists'), "
     "(SELECT value FROM settings WHERE key = ?) FROM forms f WHERE f.slug = ?"
 )
+# numbering.advance(..., 1) for the raw cursor (the same statement, driver placeholders)
 _NEXT = ("INSERT INTO sequences (name, scope, last) VALUES (?, ?, 1) "
          "ON CONFLICT (name, scope) DO UPDATE SET last = sequences.last + 1 RETURNING last")
 _BUMP_TWO = ("INSERT INTO change_stamps (scope, stamp) VALUES (?, 1), (?, 1) "
