@@ -206,7 +206,7 @@ def channel_options(page, key: str = INTAKE_CHANNEL) -> list[str]:
 def form_login(page, base: str, username: str, password: str, path: str = "") -> None:
     """Log in through the form (the login page may rerun once more after loading: fill, check, submit)."""
     page.goto(f"{base}/{path}" if path else base)
-    page.get_by_role("button", name="登录", exact=True).wait_for()
+    page.get_by_role("button", name="登录", exact=True).first.wait_for()  # a stale copy may linger a moment
     wait_loaded(page)
     form = page.locator('[data-testid="stForm"]').filter(has=page.get_by_role("button", name="登录", exact=True))
     name = form.get_by_role("textbox", name="用户名", exact=True)

@@ -44,7 +44,7 @@ def _context(browser, device: str):
 
 def login(page, url: str, username: str, password: str) -> None:
     page.goto(url)
-    page.get_by_role("button", name="登录", exact=True).wait_for()
+    page.get_by_role("button", name="登录", exact=True).first.wait_for()
     wait_loaded(page)
     form = page.locator('[data-testid="stForm"]').filter(has=page.get_by_role("button", name="登录", exact=True))
     form.get_by_role("textbox", name="用户名", exact=True).fill(username)

@@ -72,7 +72,7 @@ def choose(page, key: str, option: str) -> None:
 
 
 def login_page_shown(page) -> None:
-    page.get_by_role("button", name="登录", exact=True).wait_for()
+    page.get_by_role("button", name="登录", exact=True).first.wait_for()
     wait_loaded(page)
 
 

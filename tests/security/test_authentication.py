@@ -188,7 +188,7 @@ def test_login_cookies_are_refused_after_logout_password_change_wrong_key_or_dea
     browser_login(page, base, "cookie2", "Cookie-Pass-2026")
     real = next(c["value"] for c in context.cookies() if c["name"] == "lac_auth")
     page.get_by_role("button", name="退出登录").click()
-    page.get_by_role("button", name="登录", exact=True).wait_for()
+    page.get_by_role("button", name="登录", exact=True).first.wait_for()
     context.close()
     assert auth.get_user(engine, "cookie2").last_logout_at is not None, "the logout was not recorded"
     check(real, False, "a cookie from before the logout")
