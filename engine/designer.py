@@ -1303,7 +1303,7 @@ def transitions_to_rows(workflow: Mapping[str, Any] | None) -> list[dict[str, An
             "from": [frm] if isinstance(frm, str) else list(frm or []), "to": str(tr.get("to") or ""),
             "roles": list(tr.get("roles") or ["admin", "manager"]), "due_days": tr.get("due_days"),
             "needs_reason": bool(tr.get("needs_reason", False)), "needs_field": str(tr.get("needs_field") or ""),
-            "pause": bool(tr.get("pause", False)),
+            "pause": bool(tr.get("pause", False)), "keep_due": bool(tr.get("keep_due", False)),
         })
     return rows
 
@@ -1345,6 +1345,7 @@ def rows_to_workflow(initial: str, states: Sequence[Mapping[str, Any]], transiti
         _put(tr, "needs_reason", _flag(row.get("needs_reason")))
         _put(tr, "needs_field", _txt(row.get("needs_field")) or None)
         _put(tr, "pause", _flag(row.get("pause")))
+        _put(tr, "keep_due", _flag(row.get("keep_due")))
         out_tr.append(tr)
     out: dict[str, Any] = {"initial": initial or (out_states[0]["key"] if out_states else ""), "states": out_states}
     if out_tr:

@@ -356,6 +356,10 @@ register(
             "zh": "流程步骤「{transition}」的期限天数 {due_days} 是负数。请填写 0 或正整数，或删除 due_days。",
             "en": "The time limit of workflow step '{transition}' is negative ({due_days} days). Use 0 or a positive number of days, or delete due_days.",
         },
+        "spec.keep_due_with_due_days": {
+            "zh": "流程步骤「{transition}」同时设置了「保留原办理期限」（keep_due）和期限天数 {due_days}，两者互相矛盾。保留原期限请删除 due_days；要重新计算期限请删除 keep_due。",
+            "en": "Workflow step '{transition}' has both keep_due (keep the running time limit) and a time limit of {due_days} days, which contradict each other. To keep the running limit delete due_days; to start a new limit delete keep_due.",
+        },
         "spec.needs_field_unknown": {
             "zh": "流程步骤「{transition}」要求填写的字段「{ref}」不存在或已停用。请改成本表单中正在使用的字段。",
             "en": "Workflow step '{transition}' requires the field '{ref}', which does not exist or is retired. Use an active field of this form.",
@@ -1090,6 +1094,9 @@ class _Checker:
                              known=", ".join(ROLES))
             if tr.due_days is not None and tr.due_days < 0:
                 self.add("spec.due_days_negative", tpath + ("due_days",), transition=tr.key, due_days=tr.due_days)
+            if tr.keep_due and tr.due_days is not None:
+                self.add("spec.keep_due_with_due_days", tpath + ("keep_due",), transition=tr.key,
+                         due_days=tr.due_days)
             if tr.needs_field is not None and tr.needs_field not in active_keys | failed_keys:
                 self.add("spec.needs_field_unknown", tpath + ("needs_field",), transition=tr.key, ref=tr.needs_field)
         if "transitions" in wnorm:

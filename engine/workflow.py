@@ -5,10 +5,17 @@ the rules with `check_transition` and writes what `apply` returns.
 
 Time limits: a transition with `due_days` sets the record's `due_at` to the moment it enters
 the new state plus that many calendar days; leaving the state clears it (or sets the next
-step's limit). A transition with `pause=True` ("waiting for materials") stops the clock:
-`paused_at` is set and `due_at` is frozen. The next transition out of the paused state
-resumes it: the frozen `due_at` is extended by the paused duration. Entering a terminal
-state clears both.
+step's limit). A transition with `keep_due=True` leaves the running `due_at` as it is (None
+stays None): a limit that runs across several states, such as the decision within 7 days of
+acceptance that also covers the review, is set once by the step that starts it and kept by the
+steps in between (`keep_due` with `due_days` on one step is a spec error). A transition with
+`pause=True` ("waiting for materials") stops the clock: `paused_at` is set and `due_at` is
+frozen (`keep_due` on a pausing step changes nothing). The next transition out of the paused
+state resumes it: the frozen `due_at` is extended by the paused duration, whatever that step's
+`due_days` or `keep_due` say (a step's own limit applies only when no limit was running).
+Entering a terminal state clears both.
+
+Order of the rules in `apply`: terminal, pause, resume, keep_due, due_days.
 """
 
 from __future__ import annotations
@@ -132,13 +139,15 @@ def apply(spec: FormSpec, sub: Submission, t: TransitionSpec, now: datetime | No
     if target is not None and target.terminal:
         return StepResult(t.to, now, None, None)
     if t.pause:
-        # The clock stops: keep the running limit as it is, remember when the pause began.
+        # The clock stops: keep the running limit as it is (keep_due adds nothing), remember when the
+        # pause began.
         return StepResult(t.to, now, sub.due_at, sub.paused_at or now)
-    if sub.paused_at is not None:
-        # Resuming: the frozen limit moves by the paused duration.
-        if sub.due_at is not None:
-            return StepResult(t.to, now, sub.due_at + (now - sub.paused_at), None)
-        return StepResult(t.to, now, due_date(now, t.due_days), None)
+    if sub.paused_at is not None and sub.due_at is not None:
+        # Resuming wins over keep_due and due_days: the frozen limit moves by the paused duration.
+        return StepResult(t.to, now, sub.due_at + (now - sub.paused_at), None)
+    if t.keep_due:
+        # The running limit (or its absence) stays as it is; a pause, if any, ends.
+        return StepResult(t.to, now, sub.due_at, None)
     return StepResult(t.to, now, due_date(now, t.due_days), None)
 
 

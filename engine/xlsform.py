@@ -1525,7 +1525,7 @@ _SPEC_CODE_PLACE = {
     "spec.workflow_initial_unknown": "workflow", "spec.transition_state_unknown": "workflow",
     "spec.state_duplicate": "workflow", "spec.transition_duplicate": "workflow",
     "spec.transition_role_unknown": "workflow", "spec.due_days_negative": "workflow",
-    "spec.needs_field_unknown": "workflow",
+    "spec.needs_field_unknown": "workflow", "spec.keep_due_with_due_days": "workflow",
 }  # fmt: skip
 
 

@@ -138,6 +138,9 @@ class TransitionSpec(_Model):
     needs_reason: bool = False
     needs_field: str | None = None  # a field (e.g. lawyer) that must be set when taking this step
     pause: bool = False  # "waiting for materials": the deadline clock stops in `to`
+    # keep the record's running time limit (due_at) as it is instead of setting a new one; e.g. the
+    # review step keeps the decision limit that acceptance started. Not with due_days (a spec error).
+    keep_due: bool = False
 
     _norm = field_validator("label", mode="before")(as_ltext)
 

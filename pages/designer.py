@@ -758,7 +758,7 @@ def _workflow_tab(info: dz.DraftInfo, grouped: dict, lg: str) -> None:
     cc = st.column_config
     wf = info.draft.get("workflow")
     general = [p for p in grouped.get(None, []) if "workflow" in p.code or "transition" in p.code
-               or "state" in p.code or "due_days" in p.code or "needs_field" in p.code]
+               or "state" in p.code or "due_days" in p.code or "keep_due" in p.code or "needs_field" in p.code]
     if general:
         st.markdown(_problem_lines(general, lg))
     if not wf:
@@ -788,7 +788,7 @@ def _workflow_tab(info: dz.DraftInfo, grouped: dict, lg: str) -> None:
     field_keys = [""] + [f["key"] for f in _active(info)]
     transitions = st.data_editor(
         _frame(dz.transitions_to_rows(wf), ["key", "label_zh", "label_en", "from", "to", "roles", "due_days",
-                                            "needs_reason", "needs_field", "pause"]),
+                                            "keep_due", "needs_reason", "needs_field", "pause"]),
         key=_k(info.slug, "wf_transitions"), num_rows="dynamic", hide_index=True, width="stretch",
         column_config={
             "key": cc.TextColumn(t("designer.col_key"), required=True),
@@ -800,6 +800,7 @@ def _workflow_tab(info: dz.DraftInfo, grouped: dict, lg: str) -> None:
                                           format_func=lambda r, _lg=lg: role_label(r, _lg)),
             "due_days": cc.NumberColumn(t("designer.col_due_days"), min_value=0, step=1,
                                         help=t("designer.col_due_days_help")),
+            "keep_due": cc.CheckboxColumn(t("designer.col_keep_due"), help=t("designer.col_keep_due_help")),
             "needs_reason": cc.CheckboxColumn(t("designer.col_needs_reason")),
             "needs_field": cc.SelectboxColumn(t("designer.col_needs_field"), options=field_keys),
             "pause": cc.CheckboxColumn(t("designer.col_pause"), help=t("designer.col_pause_help")),
@@ -920,7 +921,8 @@ def _preview_tab(slug: str, lg: str) -> None:
 def _change_detail(change: Any, lg: str) -> str:
     d = change.detail or {}
     bits = []
-    for name in ("added", "deactivated", "reactivated", "relabelled", "items_added", "items_kept"):
+    for name in ("added", "deactivated", "reactivated", "relabelled", "items_added", "items_kept",
+                 "transitions_added", "transitions_removed", "transitions_changed"):
         if isinstance(d.get(name), list) and d[name]:
             bits.append(f"{translate(f'designer.detail_{name}', lg)}: {', '.join(map(str, d[name]))}")
     if d.get("new_entries_only"):

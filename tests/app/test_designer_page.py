@@ -438,6 +438,50 @@ def test_workflow_grids_and_list_columns(visit) -> None:
     assert dz.get_draft(env.engine, "visit")["list_columns"] == ["kind", "name"]
 
 
+def test_keep_due_column_round_trips_through_the_draft_and_publish(visit) -> None:
+    """The steps grid's "keep the running time limit" checkbox: saved into the draft, shown again, refused
+    together with a number of days, reported as a changed step on the publish tab, published."""
+    env, _rid = visit
+    workflow_v2 = {"initial": "applied", "states": [{"key": "applied"}, {"key": "accepted"}, {"key": "reviewing"}],
+                   "transitions": [{"key": "accept", "from": ["applied"], "to": "accepted", "due_days": 7},
+                                   {"key": "review", "from": ["accepted"], "to": "reviewing", "due_days": 7}]}
+    publish(env.engine, dict(V1, workflow=workflow_v2), actor=SYSTEM)
+    at = open_form(env, "visit")
+    grid = by_suffix(at.data_editor, "__wf_transitions")
+    assert grid.value[["key", "keep_due"]].values.tolist() == [["accept", False], ["review", False]]
+
+    # ticked while the days are still there: a coded problem naming the step, nothing publishable
+    at.session_state[grid.key] = {"edited_rows": {1: {"keep_due": True}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    button(at, "保存流程").click().run()
+    assert not at.exception, at.exception
+    review = dz.get_draft(env.engine, "visit")["workflow"]["transitions"][1]
+    assert review["keep_due"] is True and review["due_days"] == 7
+    assert "spec.keep_due_with_due_days" in texts(at) and "「review」" in texts(at)
+    assert "草稿还有问题，不能发布" in texts(at) and not [b for b in at.button if b.key.endswith("__publish")]
+
+    # days cleared: the draft keeps the running limit, the grid shows the tick again
+    grid = by_suffix(at.data_editor, "__wf_transitions")
+    at.session_state[grid.key] = {"edited_rows": {1: {"due_days": None}}, "added_rows": [], "deleted_rows": []}
+    at.run()
+    button(at, "保存流程").click().run()
+    assert not at.exception, at.exception
+    review = dz.get_draft(env.engine, "visit")["workflow"]["transitions"][1]
+    assert review == {"key": "review", "from": ["accepted"], "to": "reviewing", "keep_due": True}
+    shown = by_suffix(at.data_editor, "__wf_transitions").value
+    assert shown[["key", "keep_due", "due_days"]].fillna(-1).values.tolist() == [["accept", False, 7],
+                                                                                ["review", True, -1]]
+    assert "spec.keep_due_with_due_days" not in texts(at)
+    assert "流程有变化 — 设置有变化的步骤（对按新版本登记的记录生效，已有记录按各自的版本办理）: review" in unescape(texts(at))
+
+    by_suffix(at.button, "__publish").click().run()
+    assert not at.exception, at.exception
+    assert "已发布第 3 版" in texts(at)
+    steps = {t.key: t for t in get_spec(env.engine, "visit").workflow.transitions}
+    assert steps["review"].keep_due and steps["review"].due_days is None
+    assert not steps["accept"].keep_due and steps["accept"].due_days == 7
+
+
 def test_backfill_tab_counts_then_fills_only_after_confirmation(visit) -> None:
     env, rid = visit
     publish(env.engine, dict(V1, fields=V1["fields"] + [

@@ -142,3 +142,62 @@ def get_spec_inline():
     from tests.storage.conftest import CASE_SPEC
 
     return FormSpec.model_validate(CASE_SPEC)
+
+
+KEEP_SPEC = {
+    "slug": "keep", "title": "期限保留", "fields": [{"key": "name", "type": "text"}],
+    "workflow": {
+        "initial": "applied",
+        "states": ["applied", "accepted", "reviewing", "waiting", "granted", {"key": "refused", "terminal": True}],
+        "transitions": [
+            {"key": "accept", "from": ["applied"], "to": "accepted", "due_days": 7},
+            {"key": "review", "from": ["accepted"], "to": "reviewing", "keep_due": True},
+            {"key": "request", "from": ["reviewing"], "to": "waiting", "pause": True, "keep_due": True},
+            {"key": "resume", "from": ["waiting"], "to": "reviewing"},
+            {"key": "resume_keep", "from": ["waiting"], "to": "reviewing", "keep_due": True},
+            {"key": "grant", "from": ["reviewing"], "to": "granted", "due_days": 3},
+            {"key": "refuse", "from": ["reviewing"], "to": "refused", "keep_due": True},
+            {"key": "skip", "from": ["applied"], "to": "reviewing", "keep_due": True},
+        ],
+    },
+}
+
+
+def _keep_spec():
+    from engine.spec import parse_spec
+
+    return parse_spec(KEEP_SPEC)
+
+
+def _step(spec, sub: Submission, key: str, at: datetime) -> Submission:
+    t = workflow.find_transition(spec, key)
+    assert t is not None
+    return _sub(**workflow.apply(spec, sub, t, at).as_values())
+
+
+@pytest.mark.parametrize("resume", ["resume", "resume_keep"])
+def test_keep_due_keeps_the_acceptance_limit_and_pauses_still_extend_it(resume):
+    spec = _keep_spec()
+    t0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+    sub = _step(spec, _sub(state="applied"), "accept", t0)
+    accepted_limit = sub.due_at
+    assert accepted_limit == datetime(2026, 3, 9, 9, 0, tzinfo=UTC)
+    sub = _step(spec, sub, "review", t0 + timedelta(days=3))  # the review starts 3 days later ...
+    assert sub.state == "reviewing" and sub.state_since == t0 + timedelta(days=3)
+    assert sub.due_at == accepted_limit and sub.paused_at is None  # ... and does not restart the 7 days
+    sub = _step(spec, sub, "request", t0 + timedelta(days=4))  # pause (keep_due changes nothing here)
+    assert sub.paused_at == t0 + timedelta(days=4) and sub.due_at == accepted_limit
+    sub = _step(spec, sub, resume, t0 + timedelta(days=6, hours=12))  # 2.5 days waiting: the limit moves
+    assert sub.paused_at is None and sub.due_at == accepted_limit + timedelta(days=2, hours=12)
+    assert not workflow.is_overdue(sub, datetime(2026, 3, 11, 20, 59, tzinfo=UTC))
+    assert workflow.is_overdue(sub, datetime(2026, 3, 11, 21, 1, tzinfo=UTC))
+    granted = _step(spec, sub, "grant", t0 + timedelta(days=8))
+    assert granted.due_at == t0 + timedelta(days=11)  # a due_days step starts its own limit
+    refused = _step(spec, sub, "refuse", t0 + timedelta(days=8))
+    assert refused.due_at is None and refused.paused_at is None  # a terminal state clears even with keep_due
+
+
+def test_keep_due_without_a_running_limit_keeps_none():
+    spec = _keep_spec()
+    sub = _step(spec, _sub(state="applied"), "skip", datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
+    assert sub.state == "reviewing" and sub.due_at is None and sub.paused_at is None

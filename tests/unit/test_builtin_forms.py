@@ -226,9 +226,12 @@ def test_intake_workflow_follows_the_legal_aid_procedure() -> None:
         "terminate": (["accepted", "reviewing", "granted", "assigned", "handling"], "terminated"),
     }
     assert {k: (t.from_, t.to) for k, t in steps.items()} == expected
-    # Time limits: decision within 7 days (clock paused while waiting for materials and resumed,
-    # not restarted, when they arrive), assignment within 3 days, file archived within 30 days.
-    assert steps["review"].due_days == 7
+    # Time limits: decision within 7 days of acceptance (starting the review keeps that limit; the
+    # clock is paused while waiting for materials and resumed, not restarted, when they arrive),
+    # assignment within 3 days, file archived within 30 days.
+    assert steps["accept"].due_days == 7
+    assert steps["review"].keep_due and steps["review"].due_days is None
+    assert [k for k, t in steps.items() if t.keep_due] == ["review"]
     assert steps["grant"].due_days == 3
     assert steps["close"].due_days == 30
     assert steps["materials_received"].due_days is None

@@ -279,6 +279,20 @@ def test_workflow_grids_round_trip_and_edit():
     transitions[0]["due_days"] = 5.0
     out = dz.rows_to_workflow(wf["initial"], states, transitions, wf)
     assert out["transitions"][0]["roles"] == ["admin"] and out["transitions"][0]["due_days"] == 5
+    # keep_due: a checkbox column; unticked drops the setting, ticked stores true
+    review = next(r for r in transitions if r["key"] == "review")
+    assert review["keep_due"] is True and review["due_days"] is None
+    assert [r["keep_due"] for r in transitions].count(True) == 1
+    review["keep_due"] = False
+    review["due_days"] = 7.0
+    out = dz.rows_to_workflow(wf["initial"], states, transitions, wf)
+    assert next(t for t in out["transitions"] if t["key"] == "review") == {
+        "key": "review", "label": {"zh": "开始审查", "en": "Start review"}, "from": ["accepted"],
+        "to": "reviewing", "roles": ["admin", "manager", "staff"], "due_days": 7}
+    review["keep_due"] = True
+    review["due_days"] = None
+    assert dz.rows_to_workflow(wf["initial"], states, transitions, out) == dict(wf, transitions=[
+        dict(t, roles=["admin"], due_days=5) if t["key"] == "accept" else t for t in wf["transitions"]])
 
 
 def test_sections_and_choices_grids():

@@ -108,6 +108,8 @@ CASES = [
           "    - key: go\n      from: a1\n      to: b1\n      roles: [boss]  #<\n", None),
     _case("spec.due_days_negative", HEAD + "workflow:\n  initial: a1\n  states: [a1, b1]\n  transitions:\n"
           "    - key: go\n      from: a1\n      to: b1\n      due_days: -3  #<\n", None),
+    _case("spec.keep_due_with_due_days", HEAD + "workflow:\n  initial: a1\n  states: [a1, b1]\n  transitions:\n"
+          "    - key: go\n      from: a1\n      to: b1\n      due_days: 7\n      keep_due: true  #<\n", None),
     _case("spec.needs_field_unknown", HEAD + "workflow:\n  initial: a1\n  states: [a1, b1]\n  transitions:\n"
           "    - key: go\n      from: a1\n      to: b1\n      needs_field: lawyer  #<\n", None),
     _case("spec.access_role_unknown", HEAD + "access:\n  submit: [staff]\n  view:\n    - admin\n"
@@ -454,10 +456,27 @@ RICH = {
             {"key": "accept", "label": "受理", "from": ["applied"], "to": "accepted", "due_days": 7,
              "roles": ["manager"], "needs_field": "handler"},
             {"key": "wait", "from": "accepted", "to": "accepted", "pause": True, "needs_reason": True},
+            {"key": "recheck", "from": "accepted", "to": "accepted", "keep_due": True},
             {"key": "close", "from": ["applied", "accepted"], "to": "closed"},
         ],
     },
 }
+
+
+def test_keep_due_with_due_days_names_form_and_step_and_keep_due_with_pause_is_accepted():
+    wf = "workflow:\n  initial: a1\n  states: [a1, b1]\n  transitions:\n"
+    with pytest.raises(SpecError) as info:
+        parse_spec(HEAD + wf + "    - {key: go, from: a1, to: b1, due_days: 0, keep_due: true}\n")
+    (problem,) = info.value.problems
+    assert (problem.code, problem.form, problem.params["transition"]) == ("spec.keep_due_with_due_days", "demo", "go")
+    assert "「go」" in problem.message("zh") and "0" in problem.message("zh")
+    assert "'go'" in problem.message("en") and "demo" in problem.describe("en")
+    # keep_due: false with due_days is just a limit; keep_due with pause is redundant, not an error
+    spec = parse_spec(HEAD + wf + "    - {key: go, from: a1, to: b1, due_days: 7, keep_due: false}\n"
+                      "    - {key: wait, from: b1, to: b1, pause: true, keep_due: true}\n")
+    go, wait = spec.workflow.transitions
+    assert (go.due_days, go.keep_due) == (7, False) and wait.pause and wait.keep_due
+    assert "keep_due" not in spec.to_dict()["workflow"]["transitions"][0]  # the default is not stored
 
 
 def test_rich_spec_covers_every_field_type():

@@ -361,6 +361,18 @@ def test_other_workflow_changes_are_allowed_and_reported():
                         "transitions_changed": ["accept"]}
 
 
+def test_keep_due_on_a_step_is_reported_like_its_other_rules():
+    def keep(data):
+        data["workflow"]["transitions"][1]["keep_due"] = True
+
+    plan = plan_publish(base(), edited(keep))
+    assert plan.ok and plan.changes == [Change("workflow_changed", None, {"transitions_changed": ["close"]})]
+    assert plan.spec.workflow.transitions[1].keep_due
+    plan = plan_publish(edited(keep), base())  # and taking it away again
+    assert plan.ok and plan.changes == [Change("workflow_changed", None, {"transitions_changed": ["close"]})]
+    assert plan_publish(edited(keep), edited(keep)).changes == []
+
+
 def test_adding_a_workflow_is_allowed():
     old = edited(lambda d: d.pop("workflow"))
     plan = plan_publish(old, base())
