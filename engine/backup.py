@@ -11,6 +11,12 @@
   made from and restored into SQLite, which is how data moves between the two.
 
 Both write an audit event (action ``backup`` / ``restore_db``).
+
+Downloads from the backups page: listing backups reads only their directory entries
+(``backup_files``); a file is read only when an admin downloads that one file (``read_backup``), and
+only up to ``download_limit()`` bytes (env ``LAC_BACKUP_DOWNLOAD_MAX_MB``, default 200; 0 = never in
+the browser). A larger backup is copied off the machine from the server (``copy_command``; DEPLOY.md
+section 1.5). Each download is audited (``audit_download``).
 """
 
 from __future__ import annotations
@@ -18,6 +24,9 @@ from __future__ import annotations
 import base64
 import gzip
 import json
+import os
+import shlex
+import socket
 import sqlite3
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -43,6 +52,8 @@ DUMP_SUFFIX = ".lacdump"
 BATCH = 2000
 REQUIRED_TABLES = ("users", "forms", "form_versions", "submissions", "audit_events")
 BACKUP_DIR = DATA_DIR / "backups"
+DOWNLOAD_LIMIT_ENV = "LAC_BACKUP_DOWNLOAD_MAX_MB"
+DOWNLOAD_LIMIT_MB = 200.0  # larger backups are not offered as browser downloads (memory)
 
 register(
     {
@@ -85,6 +96,17 @@ register(
         "restore.bad_dump": {
             "zh": "备份文件「{file}」内容有误：{reason}",
             "en": "Backup file '{file}' is malformed: {reason}",
+        },
+        "backup.too_large_download": {
+            "zh": "备份文件「{file}」有 {size} MB，超过网页下载上限 {limit} MB，请在服务器上复制。",
+            "en": "Backup file '{file}' is {size} MB, over the {limit} MB browser download limit; copy it on the server.",
+        },
+        "backup.bad_limit": {
+            "zh": "环境变量 {name} 的值「{value}」无效：应为不小于 0 的数字（单位 MB）。",
+            "en": "The environment variable {name} has an invalid value '{value}': expected a number of MB, 0 or more.",
+        },
+        "backup.forbidden": {
+            "zh": "只有管理员可以下载备份。", "en": "Only administrators may download backups.",
         },
     }
 )
@@ -583,8 +605,92 @@ def audit_download(engine: Engine, file_name: str, *, actor: Any, size: int | No
 
 
 def list_backups(dest_dir: str | Path | None = None) -> list[Path]:
+    return [f.path for f in backup_files(dest_dir)]
+
+
+# --------------------------------------------------------------------------------------------
+# downloads (backups page): list without reading, read one file on request, up to a limit
+
+
+@dataclass(frozen=True)
+class BackupFile:
+    """One backup as its directory entry describes it (the file is not opened)."""
+
+    path: Path
+    size: int  # bytes
+    modified: datetime  # aware UTC
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def backup_files(dest_dir: str | Path | None = None) -> list[BackupFile]:
+    """The backups in `dest_dir` (default data/backups), newest first: names and stat() only."""
     dest = Path(dest_dir) if dest_dir else BACKUP_DIR
     if not dest.is_dir():
         return []
-    found = [p for p in dest.iterdir() if p.name.startswith("console-") and p.suffix in (".db", DUMP_SUFFIX)]
-    return sorted(found, key=lambda p: p.stat().st_mtime, reverse=True)
+    found: list[BackupFile] = []
+    for p in dest.iterdir():
+        if not (p.name.startswith("console-") and p.suffix in (".db", DUMP_SUFFIX)):
+            continue
+        try:
+            st = p.stat()
+        except OSError:  # removed meanwhile (e.g. by the nightly pruning)
+            continue
+        if p.is_file():
+            found.append(BackupFile(p, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC)))
+    return sorted(found, key=lambda f: (f.modified, f.name), reverse=True)
+
+
+def find_backup(name: str, dest_dir: str | Path | None = None) -> BackupFile:
+    """The listed backup called `name` (never a path elsewhere); BackupError if there is none."""
+    for f in backup_files(dest_dir):
+        if f.name == name:
+            return f
+    raise BackupError("restore.no_file", file=name)
+
+
+def download_limit() -> int:
+    """Largest backup (bytes) offered as a browser download: env LAC_BACKUP_DOWNLOAD_MAX_MB (MB,
+    default 200; 0: none). The whole file is held in the server's memory while it is handed out."""
+    raw = os.environ.get(DOWNLOAD_LIMIT_ENV, "").strip()
+    if not raw:
+        return int(DOWNLOAD_LIMIT_MB * 1_048_576)
+    try:
+        mb = float(raw)
+    except ValueError:
+        mb = -1.0
+    if not mb >= 0 or mb == float("inf"):
+        raise BackupError("backup.bad_limit", name=DOWNLOAD_LIMIT_ENV, value=raw)
+    return int(mb * 1_048_576)
+
+
+def downloadable(f: BackupFile, limit: int | None = None) -> bool:
+    limit = download_limit() if limit is None else limit
+    return limit > 0 and f.size <= limit
+
+
+def _mb(size: int) -> str:
+    return f"{size / 1_048_576:.1f}"
+
+
+def read_backup(name: str, *, actor: Any, dest_dir: str | Path | None = None, limit: int | None = None) -> bytes:
+    """The bytes of ONE listed backup, for a browser download (admins only; refused above the limit)."""
+    if actor is None or not actor.can("backup"):
+        raise BackupError("backup.forbidden")
+    f = find_backup(name, dest_dir)
+    limit = download_limit() if limit is None else limit
+    if limit <= 0:
+        raise BackupError("backup.too_large_download", file=name, size=_mb(f.size), limit=_mb(0))
+    with f.path.open("rb") as fh:  # read at most limit + 1 bytes, whatever the file grew to
+        data = fh.read(limit + 1)
+    if len(data) > limit:
+        raise BackupError("backup.too_large_download", file=name, size=_mb(max(f.size, len(data))), limit=_mb(limit))
+    return data
+
+
+def copy_command(path: Path, host: str | None = None, user: str = "lac") -> str:
+    """The command to run on ANOTHER computer to copy `path` off this server (OpenSSH scp,
+    also on Windows 10+). `host` defaults to this server's host name."""
+    return f"scp {user}@{host or socket.gethostname()}:{shlex.quote(str(path))} ."

@@ -197,7 +197,11 @@ def test_backup_download_is_audited(env: PageEnv, monkeypatch: pytest.MonkeyPatc
     at = env.app(backup_page, "admin").run()
     button(at, "立即备份").click().run()
     start = _last_id(env.engine)
+    assert not [b for b in at.get("download_button") if b.key and b.key.startswith("backup_dl_")]
+    [made] = at.selectbox(key="backup_pick").options  # a backup is offered for download once picked
+    at.selectbox(key="backup_pick").select_index(0).run()
     [download] = [b for b in at.get("download_button") if b.key and b.key.startswith("backup_dl_")]
+    assert download.key == "backup_dl_" + made.split(" · ")[0]
     download.click().run()
     [event] = _events(env.engine, start, "export")
     _who_when(event, "admin")

@@ -262,3 +262,51 @@ def test_restore_of_a_truncated_dump_is_refused(sqlite_url: str, tmp_path: Path)
         restore(target, cut)
     assert info.value.code == "restore.bad_dump"
     assert not any(table_counts(get_engine(target)).values())  # all or nothing
+
+
+# --- downloads from the backups page -------------------------------------------------------------------
+def test_backup_files_are_listed_from_their_directory_entries_and_read_one_at_a_time(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.access import Actor
+    from engine.backup import backup_files, copy_command, download_limit, find_backup, read_backup
+
+    folder = tmp_path / "backups"
+    folder.mkdir()
+    small = folder / "console-20260301-023000.db"
+    small.write_bytes(b"a" * 3000)
+    big = folder / "console-20260302-023000.lacdump"
+    with big.open("wb") as fh:
+        fh.truncate(5 * 1_048_576)  # sparse
+    (folder / "notes.txt").write_text("not a backup")
+    (tmp_path / "console-secret.db").write_bytes(b"outside the folder")
+    os.utime(small, (1_772_000_000, 1_772_000_000))
+    os.utime(big, (1_772_100_000, 1_772_100_000))
+    admin, manager = Actor("root", "admin"), Actor("boss", "manager")
+    monkeypatch.delenv("LAC_BACKUP_DOWNLOAD_MAX_MB", raising=False)
+
+    files = backup_files(folder)
+    assert [(f.name, f.size) for f in files] == [(big.name, 5 * 1_048_576), (small.name, 3000)]
+    assert files[0].modified.tzinfo is not None
+    assert download_limit() == 200 * 1_048_576
+    assert read_backup(small.name, actor=admin, dest_dir=folder) == small.read_bytes()
+    with pytest.raises(BackupError) as err:
+        read_backup(big.name, actor=admin, dest_dir=folder, limit=1_048_576)
+    assert err.value.code == "backup.too_large_download" and "5.0" in err.value.message("en")
+    monkeypatch.setenv("LAC_BACKUP_DOWNLOAD_MAX_MB", "0")
+    with pytest.raises(BackupError):
+        read_backup(small.name, actor=admin, dest_dir=folder)
+    monkeypatch.setenv("LAC_BACKUP_DOWNLOAD_MAX_MB", "-3")
+    with pytest.raises(BackupError) as err:
+        download_limit()
+    assert err.value.code == "backup.bad_limit"
+    monkeypatch.setenv("LAC_BACKUP_DOWNLOAD_MAX_MB", "0.5")
+    assert download_limit() == 524_288
+    with pytest.raises(BackupError) as err:
+        read_backup(small.name, actor=manager, dest_dir=folder)
+    assert err.value.code == "backup.forbidden"
+    for name in ("../console-secret.db", "notes.txt", str(tmp_path / "console-secret.db")):
+        with pytest.raises(BackupError) as err:
+            find_backup(name, folder)
+        assert err.value.code == "restore.no_file"
+    assert copy_command(big, host="lac-server") == f"scp lac@lac-server:{big} ."
+    assert copy_command(Path("/srv/my backups/console-1.db"), host="h") == "scp lac@h:'/srv/my backups/console-1.db' ."
