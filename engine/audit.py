@@ -69,15 +69,17 @@ def event_row(
     detail: Mapping[str, Any] | None = None,
     *,
     plain: bool = False,
+    at: datetime | None = None,
 ) -> dict[str, Any]:
     """The column values of one audit event (for writers that insert it without the ORM).
-    `plain=True`: the detail holds JSON types only (validated record values), so it is not copied."""
+    `plain=True`: the detail holds JSON types only (validated record values), so it is not copied.
+    `at`: the moment of the audited write, when the writer has it (else now)."""
     if action not in ACTIONS:
         raise ValueError(f"unknown audit action {action!r}")
     if detail is not None:
         detail = dict(detail) if plain else jsonable(dict(detail))
     return {
-        "at": utcnow(), "username": actor_name(actor)[:64], "action": action, "entity": entity[:32],
+        "at": at or utcnow(), "username": actor_name(actor)[:64], "action": action, "entity": entity[:32],
         "entity_id": "" if entity_id is None else str(entity_id)[:64], "form_slug": form_slug, "detail": detail,
     }
 

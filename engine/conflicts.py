@@ -48,7 +48,7 @@ from sqlmodel import col
 
 from engine import audit, stamps
 from engine.access import Actor, form_allows
-from engine.db import session_scope
+from engine.db import session_scope, url_key
 from engine.eligibility import INTAKE, load_intake
 from engine.errors import EngineError, NotFound, PermissionDenied
 from engine.messages import register
@@ -411,7 +411,7 @@ def _name_table(engine: Engine, form_id: int) -> list[tuple[int, tuple[str, ...]
 
     A keyset-paged projection of (id, name, opposing_parties) only; kept per process until the
     "data:intake" change stamp moves (the stamp is read first, so a cached table is never newer)."""
-    key = (engine.url.render_as_string(hide_password=True), form_id)
+    key = (url_key(engine), form_id)
     stamp = stamps.current(engine, stamps.data_scope(INTAKE))
     with _NAMES_LOCK:
         cached = _NAMES_CACHE.get(key)

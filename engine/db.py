@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 from typing import Any
@@ -17,6 +18,7 @@ import orjson
 from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.pool import QueuePool
 from sqlmodel import Session, create_engine
 
 from engine.config import ROOT, database_url
@@ -170,28 +172,91 @@ def session_scope(engine: Engine, write: bool = True) -> Iterator[Session]:
 
 @contextmanager
 def raw_write(engine: Engine) -> Iterator[Any]:
-    """A pooled DB-API connection inside one write transaction, for the hottest write path
-    (`engine.hotpath`): no SQLAlchemy Connection or Session around it.
+    """A DB-API connection (as a pool fairy) inside one write transaction, for the hottest write
+    path (`engine.hotpath`): no SQLAlchemy Connection or Session around it.
 
     Same contract as `session_scope(engine, write=True)`: BEGIN IMMEDIATE on SQLite (the driver runs
     in autocommit mode, so the transaction is ours), commit on success, roll back on any error, and a
-    refused write raises `StorageFailure`."""
-    fairy = engine.raw_connection()
+    refused write raises `StorageFailure`. A SQLite file's writer connections are kept aside for this
+    path (`_Writers`: no pool check-out and reset per record); PostgreSQL uses the pool."""
+    writers = _writers(engine)
+    fairy = writers.take() if writers is not None else engine.raw_connection()
     try:
-        driver = fairy.driver_connection
-        if engine.dialect.name == "sqlite":
+        driver = fairy.dbapi_connection  # the driver's own (sqlite3, psycopg): no async adapter
+        if writers is not None:
             driver.execute("BEGIN IMMEDIATE")
         yield fairy
         driver.commit()
     except BaseException as exc:
         with suppress(Exception):
-            fairy.driver_connection.rollback()
+            fairy.dbapi_connection.rollback()
         failure = write_failure(exc)
         if failure is not None:
             raise failure from exc
         raise
     finally:
-        fairy.close()
+        if writers is not None:
+            writers.give_back(fairy)
+        else:
+            fairy.close()
+
+
+class _Writers:
+    """Idle writer connections of one SQLite file engine, most recent first (each connection has its
+    own page cache, warm after its last write). They are detached from the pool, so a check-out is a
+    list pop; the engine's "engine_disposed" event closes them (restore, tests, `dispose_engine`)."""
+
+    KEEP = 4  # idle connections kept; more are closed on return (a burst of writers opens its own)
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = weakref.ref(engine)  # the engine owns this (its event), not the other way round
+        self.idle: list[Any] = []
+        self.generation = 0
+        event.listen(engine, "engine_disposed", self.close_all)
+
+    def take(self) -> Any:
+        try:
+            return self.idle.pop()  # atomic: two threads never get the same connection
+        except IndexError:
+            engine = self.engine()
+            assert engine is not None, "an engine in use is alive"
+            fairy = engine.raw_connection()  # connect event: the pragmas
+            fairy.detach()
+            fairy.info["lac_writer_generation"] = self.generation
+            return fairy
+
+    def give_back(self, fairy: Any) -> None:
+        healthy = not getattr(fairy.dbapi_connection, "in_transaction", True)
+        if (healthy and fairy.info.get("lac_writer_generation") == self.generation
+                and len(self.idle) < self.KEEP):
+            self.idle.append(fairy)
+            return
+        with suppress(Exception):
+            fairy.close()
+
+    def close_all(self, *_: Any) -> None:
+        self.generation += 1  # connections in use now are closed when they come back
+        while self.idle:
+            with suppress(Exception):
+                self.idle.pop().close()
+
+
+_WRITERS: weakref.WeakKeyDictionary[Engine, _Writers | None] = weakref.WeakKeyDictionary()
+_WRITERS_LOCK = threading.Lock()
+
+
+def _writers(engine: Engine) -> _Writers | None:
+    """The kept writer connections of a SQLite file engine (None: use the pool)."""
+    try:
+        return _WRITERS[engine]
+    except KeyError:
+        pass
+    with _WRITERS_LOCK:
+        if engine not in _WRITERS:
+            kept = (engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
+                    and isinstance(engine.pool, QueuePool))
+            _WRITERS[engine] = _Writers(engine) if kept else None
+        return _WRITERS[engine]
 
 
 _IMMEDIATE: dict[int, Engine] = {}
@@ -203,6 +268,18 @@ def _immediate(engine: Engine) -> Engine:
     if bound is None or getattr(bound, "_proxied", None) is not engine:
         bound = _IMMEDIATE[id(engine)] = engine.execution_options(sqlite_immediate=True)
     return bound
+
+
+_URL_KEYS: weakref.WeakKeyDictionary[Engine, str] = weakref.WeakKeyDictionary()
+
+
+def url_key(engine: Engine) -> str:
+    """The engine's URL without its password: the key of per-database caches (made once per engine)."""
+    try:
+        return _URL_KEYS[engine]
+    except KeyError:
+        key = _URL_KEYS[engine] = engine.url.render_as_string(hide_password=True)
+        return key
 
 
 def is_postgres(engine: Engine) -> bool:

@@ -35,7 +35,7 @@ from sqlmodel import col, select
 from engine import audit, forms
 from engine.access import Actor
 from engine.config import FORMS_DIR
-from engine.db import session_scope
+from engine.db import session_scope, url_key
 from engine.errors import ConflictError, EngineError, NotFound, PermissionDenied, Problem, SpecError
 from engine.fields import REGISTRY, FieldProblem, display_lists, is_empty, mask_value
 from engine.messages import register, render
@@ -165,7 +165,7 @@ def _require(actor: Actor) -> None:
 
 
 def _url(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+    return url_key(engine)
 
 
 def plain(value: Any) -> Any:

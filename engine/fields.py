@@ -20,6 +20,7 @@ import contextlib
 import contextvars
 import re
 import unicodedata
+import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
@@ -27,7 +28,7 @@ from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
 from engine.messages import register
-from models.spec import Choice, FieldSpec, LText, ltext
+from models.spec import Choice, FieldSpec, FormSpec, LText, ltext
 
 if TYPE_CHECKING:
     from engine.validate import ValidationContext
@@ -153,6 +154,9 @@ class FieldType:
     parse_cell: ParseCell  # cell text -> raw (import); coerce(parse_cell(export(v))) == v
     mask: Callable[[str], str] | None  # for sensitive display
     allowed_attrs: frozenset[str]  # FieldSpec attrs meaningful for the type
+    # specialise(field, coerce): a coerce made for one field (validation plans use it): the usual
+    # value checked inline, anything else handed to `coerce`, so the result is always the same
+    specialise: Callable[[FieldSpec, Coerce], Coerce] | None = None
 
 
 # --------------------------------------------------------------------------------------------------
@@ -967,6 +971,93 @@ def _cell_text(cell: str, field: FieldSpec, ctx: ValidationContext | None) -> st
     return cell
 
 
+# --------------------------------------------------------------------------------------------------
+# Per-field fast paths (FieldType.specialise): the same answer as the general coerce, for the usual
+# value in a fraction of the calls; a value they are not sure of goes to the general coerce.
+# --------------------------------------------------------------------------------------------------
+def _specialise_text(field: FieldSpec, general: Coerce) -> Coerce:
+    low, high = field.min_length or 0, field.max_length if field.max_length is not None else MAX_TEXT
+    try:
+        pattern = re.compile(field.pattern) if field.pattern else None
+    except re.error:
+        return general  # a broken pattern: the general coerce knows to let it pass
+    control = _CONTROL.search
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        if type(raw) is str and len(raw) <= MAX_TEXT and "\r" not in raw:
+            text = raw.strip()
+            if text and low <= len(text) <= high and control(raw) is None and (
+                    pattern is None or pattern.fullmatch(text) is not None):
+                return text
+        return general(raw, field, ctx)
+
+    return coerce
+
+
+def _specialise_select(field: FieldSpec, general: Coerce) -> Coerce:
+    if field.choice_list or not field.choices:
+        return general  # a reference list comes with each record's context
+    first: dict[str, Choice] = {}
+    for c in field.choices:
+        first.setdefault(c.value, c)
+    plain = frozenset(v for v, c in first.items() if c.active and v and v == v.strip())
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        if type(raw) is str and raw in plain:
+            return raw
+        return general(raw, field, ctx)
+
+    return coerce
+
+
+def _specialise_date(field: FieldSpec, general: Coerce) -> Coerce:
+    iso = _ISO_DATE.fullmatch
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        if type(raw) is str and iso(raw) is not None:
+            return _iso_date(raw)  # what the general coerce does with it
+        return general(raw, field, ctx)
+
+    return coerce
+
+
+def _specialise_checklist(field: FieldSpec, general: Coerce) -> Coerce:
+    keys = tuple(item.key for item in field.items or [])
+    known = frozenset(keys)
+    words = _ANSWER_EXACT
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        # the usual entry: {item: {"answer": <an answer word>, "note": <str>}} for known items only
+        if type(raw) is not dict or not raw or not known.issuperset(raw):
+            return general(raw, field, ctx)
+        out: dict[str, dict[str, str]] = {}
+        for key in keys:
+            entry = raw.get(key)
+            if entry is None:
+                continue
+            if type(entry) is not dict or len(entry) != 2:
+                return general(raw, field, ctx)
+            word, note = entry.get("answer"), entry.get("note")
+            answer = words.get(word) if type(word) is str else None
+            if answer is None or type(note) is not str or len(note) > MAX_TEXT or _CONTROL.search(note):
+                return general(raw, field, ctx)
+            out[key] = {"answer": answer, "note": note.strip()}
+        if not out or (field.required and len(out) < len(keys)):
+            return general(raw, field, ctx)
+        return out
+
+    return coerce
+
+
+def _specialise_boolean(field: FieldSpec, general: Coerce) -> Coerce:
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        if type(raw) is bool:
+            return raw
+        return general(raw, field, ctx)
+
+    return coerce
+
+
 _BASE = frozenset({"key", "type", "label", "help", "section", "show_if", "retired"})
 _STORING = _BASE | {"required", "default", "sensitive", "unique"}
 _TEXTUAL = _STORING | {"min_length", "max_length", "pattern", "pattern_message"}
@@ -987,6 +1078,7 @@ def _type(
     parse: ParseCell = _cell_text,
     mask: Callable[[str], str] | None = None,
     stores: bool = True,
+    specialise: Callable[[FieldSpec, Coerce], Coerce] | None = None,
 ) -> FieldType:
     return FieldType(
         name=name,
@@ -999,26 +1091,29 @@ def _type(
         parse_cell=_guard_parse(parse),
         mask=mask,
         allowed_attrs=frozenset(attrs),
+        specialise=specialise,
     )
 
 
 _TYPES: list[FieldType] = [
-    _type("text", "单行文字", "Text", "text", _coerce_text, _TEXTUAL),
-    _type("textarea", "多行文字", "Long text", "text", _coerce_textarea, _TEXTUAL),
+    _type("text", "单行文字", "Text", "text", _coerce_text, _TEXTUAL, specialise=_specialise_text),
+    _type("textarea", "多行文字", "Long text", "text", _coerce_textarea, _TEXTUAL, specialise=_specialise_text),
     _type("integer", "整数", "Whole number", "number", _coerce_integer, _NUMERIC, display=_display_number),
     _type("decimal", "小数", "Decimal number", "number", _coerce_decimal, _NUMERIC, display=_display_decimal),
     _type("money", "金额（元）", "Amount (CNY)", "number", _coerce_money, _NUMERIC, display=_display_decimal),
-    _type("date", "日期", "Date", "text", _coerce_date, _STORING),
+    _type("date", "日期", "Date", "text", _coerce_date, _STORING, specialise=_specialise_date),
     _type("datetime", "日期和时间", "Date and time", "text", _coerce_datetime, _STORING,
           display=_display_datetime, export=_export_datetime),
     _type("time", "时间", "Time", "text", _coerce_time, _STORING),
-    _type("select", "单选", "Single choice", "text", _coerce_select, _CHOICE, display=_display_select),
+    _type("select", "单选", "Single choice", "text", _coerce_select, _CHOICE, display=_display_select,
+          specialise=_specialise_select),
     _type("multiselect", "多选", "Multiple choice", "list", _coerce_multiselect, (_CHOICE - {"unique"}) | {"min", "max"},
           display=_display_multiselect, export=_export_multiselect, parse=_parse_multiselect),
     _type("boolean", "是/否", "Yes / no", "bool", _coerce_boolean, _STORING - {"unique"},
-          display=_display_boolean, export=_export_boolean),
+          display=_display_boolean, export=_export_boolean, specialise=_specialise_boolean),
     _type("checklist", "核对清单", "Checklist", "object", _coerce_checklist, (_STORING - {"unique"}) | {"items"},
-          display=_display_checklist, export=_export_checklist, parse=_parse_checklist),
+          display=_display_checklist, export=_export_checklist, parse=_parse_checklist,
+          specialise=_specialise_checklist),
     _type("rating", "评分", "Rating", "number", _coerce_rating, _NUMERIC - {"unique"}, display=_display_rating),
     _type("phone", "电话号码", "Phone number", "text", _coerce_phone, _STORING | {"pattern", "pattern_message"},
           mask=_mask_phone),
@@ -1053,6 +1148,24 @@ def mask_value(field: FieldSpec, text: str) -> str:
     """Mask displayed text of a field (the type's own mask, else first character + stars)."""
     if not text:
         return ""
+    return masker(field)(text)
+
+
+def masker(field: FieldSpec) -> Callable[[str], str]:
+    """The mask of a field's type, else first character + stars."""
     ftype = REGISTRY.get(field.type)
-    mask = ftype.mask if ftype and ftype.mask else generic_mask
-    return mask(text)
+    return ftype.mask if ftype and ftype.mask else generic_mask
+
+
+_MASKERS: dict[int, tuple[weakref.ref, list, int, tuple[tuple[str, Callable[[str], str]], ...]]] = {}
+
+
+def maskers(spec: FormSpec) -> tuple[tuple[str, Callable[[str], str]], ...]:
+    """(key, mask) of the spec's sensitive fields, made once per spec (specs are not changed in place)."""
+    entry = _MASKERS.get(id(spec))
+    if entry is None or entry[0]() is not spec or entry[1] is not spec.fields or entry[2] != len(spec.fields):
+        key = id(spec)
+        made = tuple((f.key, masker(f)) for f in spec.sensitive_fields())
+        entry = (weakref.ref(spec, lambda _ref, k=key: _MASKERS.pop(k, None)), spec.fields, len(spec.fields), made)
+        _MASKERS[key] = entry
+    return entry[3]

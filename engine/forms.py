@@ -29,7 +29,7 @@ from sqlmodel import Session, col, select
 from engine import audit, stamps
 from engine.access import SYSTEM, Actor
 from engine.config import FORMS_DIR, REFERENCE_DIR
-from engine.db import MIGRATION_LOCK_ID, is_postgres, session_scope, upgrade
+from engine.db import MIGRATION_LOCK_ID, is_postgres, session_scope, upgrade, url_key
 from engine.errors import EngineError, NotFound, PermissionDenied, Problem, SpecError
 from engine.messages import register
 from engine.spec import parse_spec
@@ -92,7 +92,7 @@ _COUNTS: dict[str, tuple[int, dict[int, int]]] = {}  # url -> ("data" stamp, {fo
 
 
 def _url(engine: Engine) -> str:
-    return engine.url.render_as_string(hide_password=True)
+    return url_key(engine)
 
 
 def clear_caches(engine: Engine | None = None) -> None:

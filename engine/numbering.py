@@ -189,6 +189,32 @@ def local_year(now: datetime | None = None) -> int:
     return (now or utcnow()).astimezone(LOCAL_TZ).year
 
 
+@dataclass(frozen=True)
+class Numbered:
+    """How a new record of one form in one year is numbered: its counter scope and pattern."""
+
+    pattern: str
+    year: int
+    scope: str
+
+    def render(self, seq: int) -> str:
+        return render(self.pattern, self.year, seq)
+
+
+def numbered(setting: Any, slug: str, now: datetime) -> Numbered | None:
+    """The numbering of a record created at `now`, given the form's stored setting value (None: the
+    form gives no numbers). A bad stored pattern raises numbering.bad_pattern."""
+    pattern = pattern_from(setting, slug)
+    if pattern is None:
+        return None
+    return _numbered(checked_pattern(pattern), local_year(now))
+
+
+@functools.lru_cache(maxsize=64)
+def _numbered(pattern: str, year: int) -> Numbered:
+    return Numbered(pattern, year, scope_for(pattern, year))
+
+
 def number_hook(session: Session, spec: FormSpec, submission: Submission) -> str | None:
     """Give a new record its number before the insert (storage.create calls this in its transaction).
 

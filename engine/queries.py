@@ -36,7 +36,7 @@ from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import col
 
 from engine.access import Actor, form_allows, may_reveal
-from engine.db import session_scope
+from engine.db import session_scope, url_key
 from engine.errors import EngineError, PermissionDenied
 from engine.messages import register
 from models.spec import FieldSpec, FormSpec, ltext
@@ -421,7 +421,7 @@ def _stamp(session: Any, slug: str) -> int:
 def _paging(engine: Engine, slug: str, version: int, q: ListQuery, hidden: set[str], stamp: int) -> _Paging:
     what = repr((q.search, q.state, q.date_from, q.date_to, q.created_by, sorted((q.filters or {}).items()),
                  q.sort, q.desc, q.include_deleted, q.parent_id, sorted(hidden)))
-    key = (engine.url.render_as_string(hide_password=True), slug, version, stamp, what)
+    key = (url_key(engine), slug, version, stamp, what)
     with _PAGING_LOCK:
         memo = _PAGING.get(key)
         if memo is None:

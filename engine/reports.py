@@ -40,6 +40,7 @@ from sqlalchemy import distinct, func, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.sql.elements import ColumnElement
 
+from engine.db import url_key
 from engine.errors import EngineError, NotFound
 from engine.messages import register
 from engine.queries import json_field, json_list, json_number
@@ -742,7 +743,7 @@ def year_end_report(engine: Engine, date_from: date, date_to: date, *, compare: 
         raise EngineError("report.bad_range", date_from=date_from.isoformat(), date_to=date_to.isoformat())
     if (date_to - date_from).days > 366 * MAX_YEARS:
         raise EngineError("report.range_too_long", years=MAX_YEARS)
-    key = (engine.url.render_as_string(hide_password=True), date_from, date_to, bool(compare), _marks(engine))
+    key = (url_key(engine), date_from, date_to, bool(compare), _marks(engine))
     with _CACHE_LOCK:
         hit = _CACHE.get(key)
         if hit is not None:

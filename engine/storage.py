@@ -4,7 +4,9 @@ Every write is one transaction (`engine.db.session_scope`) holding the change, i
 and the "data:<slug>" stamp bump, so a failed write leaves neither record nor audit row.
 
 - A record is validated against the form's current version when created and against its OWN
-  version when edited; fields retired since (in the current version) are kept untouched.
+  version when edited; fields retired since (in the current version) are kept untouched. Later
+  fields that already hold a value on the record (an audited backfill) are shown and edited with it,
+  validated by their own rules (`edit_spec_for`).
 - Edits and workflow steps use optimistic locking (`UPDATE ... WHERE id = :id AND revision = :rev`):
   a stale save is refused with `ConflictError` naming who changed the record and when.
 - Audit details never hold sensitive values in clear: they are masked as in lists.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import weakref
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -28,7 +31,7 @@ from engine import audit, numbering, stamps, workflow
 from engine.access import Actor, form_allows
 from engine.db import is_postgres, raw_write, session_scope
 from engine.errors import ConflictError, EngineError, NotFound, PermissionDenied, Problem, ValidationFailed
-from engine.fields import is_empty, mask_value
+from engine.fields import is_empty, maskers
 from engine.forms import (
     FormRef,
     cached_ref,
@@ -41,7 +44,7 @@ from engine.forms import (
 from engine.hotpath import FormHead, RawTx, submission_from
 from engine.messages import register
 from engine.queries import ListQuery, RecordPage, json_field, list_records
-from engine.validate import ValidationContext
+from engine.validate import ValidationContext, visible_fields
 from engine.validate import validate as run_validation
 from models.spec import FieldSpec, FormSpec, ltext
 from models.tables import AuditEvent, Form, Submission, utcnow
@@ -141,7 +144,8 @@ class Record:
     spec: FormSpec  # the version the record was made with
     slug: str
     current_version: int
-    edit_spec: FormSpec  # its own version, with fields retired since marked retired (kept, not editable)
+    edit_spec: FormSpec  # its own version, with fields retired since marked retired (kept, not editable),
+    # plus later fields holding a value on this record (e.g. backfilled; shown and editable)
     history: list[AuditEvent]  # newest first
 
     @property
@@ -207,11 +211,10 @@ def _validate(spec: FormSpec, raw: Mapping[str, Any], ctx: ValidationContext, ti
 def mask_data(spec: FormSpec, data: Mapping[str, Any]) -> dict[str, Any]:
     """A copy of `data` with sensitive fields masked (for audit details and logs)."""
     out = dict(data)
-    for f in spec.sensitive_fields():
-        if f.key in out:
-            value = out[f.key]
-            if value is not None and value != "":
-                out[f.key] = mask_value(f, value if isinstance(value, str) else str(value))
+    for key, mask in maskers(spec):
+        value = out.get(key)
+        if value is not None and value != "":
+            out[key] = mask(value if isinstance(value, str) else str(value))
     return out
 
 
@@ -230,11 +233,36 @@ def edit_spec_for(own: FormSpec, current: FormSpec, data: Mapping[str, Any] | No
     return own.model_copy(update={"fields": fields})
 
 
-def _merge_kept(spec: FormSpec, old: Mapping[str, Any], clean: Mapping[str, Any]) -> dict[str, Any]:
-    """New data: the validated values, plus stored values of retired / unknown keys, untouched."""
+def _merge_kept(spec: FormSpec, old: Mapping[str, Any], clean: Mapping[str, Any],
+                keep: Iterable[str] = ()) -> dict[str, Any]:
+    """New data: the validated values, plus stored values of retired / unknown keys (and of `keep`), untouched."""
     active = {f.key for f in spec.fields if not f.retired}
-    kept = {k: v for k, v in old.items() if k not in active}
+    keep = set(keep)
+    kept = {k: v for k, v in old.items() if k not in active or k in keep}
     return {**kept, **clean}
+
+
+def _edited_data(engine: Engine, actor: Actor, own: FormSpec, spec: FormSpec, sub: Submission,
+                 raw: Mapping[str, Any], title: str) -> dict[str, Any]:
+    """The record's new data after an edit, validated against `spec` (`edit_spec_for(own, current, sub.data)`).
+
+    Later fields (not in the record's own version, shown because they hold a value, e.g. from a
+    backfill) are validated by their own rules like the record's fields, with two safeguards for a
+    value the editor did not touch: a later key missing from `raw` keeps its stored value, and a
+    later field that the form hides (show_if) both before and after the edit keeps its stored value
+    (the editor never saw it). Retired and unknown keys are kept as they are."""
+    own_keys = {f.key for f in own.fields}
+    later = [f.key for f in spec.fields if f.key not in own_keys and not f.retired]
+    raw = dict(raw)
+    for key in later:
+        if key not in raw and key in sub.data:
+            raw[key] = sub.data[key]
+    clean = _validate(spec, raw, _context(engine, actor, None, _stored_values(sub.data)), title)
+    unseen: set[str] = set()
+    if later:
+        seen = {f.key for f in visible_fields(spec, sub.data)} | {f.key for f in visible_fields(spec, raw)}
+        unseen = {key for key in later if key not in seen}
+    return _merge_kept(spec, sub.data, clean, keep=unseen)
 
 
 def _fmt_at(at: datetime | None) -> str:
@@ -256,7 +284,7 @@ def _conflict(current: Submission | None, sub_id: int) -> EngineError:
 def _lock_form(session: Session, engine: Engine, spec: FormSpec, form_id: int) -> None:
     # Unique checks then insert must not interleave between two writers of one form. SQLite:
     # the write transaction already holds the database lock. PostgreSQL: a transaction lock.
-    if is_postgres(engine) and any(f.unique for f in spec.fields):
+    if spec.unique_fields() and is_postgres(engine):
         session.execute(text("SELECT pg_advisory_xact_lock(:c, :o)"), {"c": UNIQUE_LOCK_CLASS, "o": form_id})
 
 
@@ -264,8 +292,8 @@ def _unique_problems(session: Session, engine: Engine, spec: FormSpec, form_id: 
                      exclude_id: int | None, lang: str, code: str = "record.duplicate") -> list[Problem]:
     problems: list[Problem] = []
     dialect = engine.dialect.name
-    for f in spec.fields:
-        if not f.unique or f.retired or is_empty(data.get(f.key)):
+    for f in spec.unique_fields():
+        if is_empty(data.get(f.key)):
             continue
         value = data[f.key]
         stmt = select(Submission.id).where(
@@ -288,7 +316,7 @@ def _json_value(dialect: str, value: Any) -> Any:
 
 
 def _ref_fields(spec: FormSpec) -> list[FieldSpec]:
-    return [f for f in spec.fields if not f.retired and f.reference_form]
+    return spec.reference_fields()
 
 
 def _ref_ids(value: Any) -> list[int] | None:
@@ -418,7 +446,8 @@ class _Prepared:
             head.form_id, head.version, head.archived, head.lists_stamp)
 
 
-_HEADS: dict[tuple[str, str], FormHead] = {}  # (database, slug) -> the form as this process last read it
+# engine -> {slug: the form as this process last read it}
+_HEADS: weakref.WeakKeyDictionary[Engine, dict[str, FormHead]] = weakref.WeakKeyDictionary()
 
 
 def _prepare(engine: Engine, slug: str, head: FormHead, raw: Mapping[str, Any], actor: Actor,
@@ -441,6 +470,18 @@ def _prepare(engine: Engine, slug: str, head: FormHead, raw: Mapping[str, Any], 
     return prepared
 
 
+def _write_checks(core: Any, engine: Engine, spec: FormSpec, form_id: int, clean: Mapping[str, Any],
+                  parent_id: int | None, title: str, lang: str) -> None:
+    """A new record's checks against other rows, in its write transaction: the parent record, the
+    records it links to, and unique values (ValidationFailed / NotFound)."""
+    _lock_form(core, engine, spec, form_id)
+    _check_parent(core, spec, parent_id, lang)
+    problems = _reference_problems(core, spec, clean, lang)
+    problems += _unique_problems(core, engine, spec, form_id, clean, None, lang)
+    if problems:
+        raise ValidationFailed(title, {p.field or str(i): p for i, p in enumerate(problems)})
+
+
 def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, parent_id: int | None = None,
            ctx: ValidationContext | None = None) -> Submission:
     """Validate `raw` against the form's current version and store it (ValidationFailed if invalid).
@@ -450,15 +491,17 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
     and the numbering setting) and, only if that reading differs, validates again before it numbers,
     inserts the record and its audit event and bumps the stamp. So SQLite's write lock is held for
     the database work alone, and the statements go to the driver directly (`engine.hotpath`)."""
-    key = (engine.url.render_as_string(hide_password=True), slug)
-    guess = _HEADS.get(key)
+    heads = _HEADS.get(engine)
+    if heads is None:
+        heads = _HEADS.setdefault(engine, {})
+    guess = heads.get(slug)
     prepared = _prepare(engine, slug, guess, raw, actor, ctx) if guess is not None else None
     with raw_write(engine) as fairy:
         tx = RawTx(engine, fairy)
         head = tx.head(slug, numbering.PATTERN_PREFIX + slug)
         if head is None:
             raise NotFound("form.not_found", form=slug)
-        _HEADS[key] = head
+        heads[slug] = head
         if prepared is None or not prepared.same_form(head):
             prepared = _prepare(engine, slug, head, raw, actor, ctx)
         if prepared.refusal is not None:
@@ -470,40 +513,34 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
             "created_by": actor.username, "created_at": now, "updated_by": actor.username, "updated_at": now,
             "revision": 1, **workflow.initial_values(spec, now),
         }
-        core = tx.lazy_core
-        _lock_form(core, engine, spec, ref.id)
-        _check_parent(core, spec, parent_id, actor.language)
-        problems = _reference_problems(core, spec, clean, actor.language)
-        problems += _unique_problems(core, engine, spec, ref.id, clean, None, actor.language)
-        if problems:
-            raise ValidationFailed(prepared.title, {p.field or str(i): p for i, p in enumerate(problems)})
-        pattern = numbering.pattern_from(head.number_setting, slug)
-        if pattern is not None:  # in this transaction: a rollback frees no number
-            pattern = numbering.checked_pattern(pattern)
-            year = numbering.local_year(now)
-            values["number"] = numbering.render(pattern, year, tx.next_value(slug, numbering.scope_for(pattern, year)))
+        if spec.parent or parent_id is not None or spec.reference_fields() or spec.unique_fields():
+            _write_checks(tx.lazy_core, engine, spec, ref.id, clean, parent_id, prepared.title, actor.language)
+        numbered = numbering.numbered(head.number_setting, slug, now)
+        if numbered is not None:  # in this transaction: a rollback frees no number
+            values["number"] = numbered.render(tx.next_value(slug, numbered.scope))
             values["data"] = numbering.with_number(spec, clean, values["number"])
         values["id"] = tx.insert("submissions", values)
         tx.insert("audit_events", audit.event_row(actor, "create", "submission", values["id"], form_slug=slug, detail={
             "version": ref.version, "data": mask_data(spec, values["data"]), "parent_id": parent_id,
             "state": values.get("state"), "number": values.get("number"),
-        }, plain=True))
+        }, plain=True, at=now))
         tx.bump_two(*stamps.expand(stamps.data_scope(slug)))
     return submission_from(values)
 
 
 # --- update ------------------------------------------------------------------------------------
 def update(engine: Engine, sub_id: int, raw: Mapping[str, Any], *, actor: Actor, revision: int) -> Submission:
-    """Save an edit, validated against the record's own version. Stale `revision` -> ConflictError."""
+    """Save an edit, validated against the record's own version plus the later fields it holds a value
+    for (`edit_spec_for`, as the record page shows it). Stale `revision` -> ConflictError."""
     sub, slug, current_version = _load_live(engine, sub_id)
     current = get_spec(engine, slug, current_version)
     _check_edit(actor, current, sub)
     if sub.revision != revision:
         raise _conflict(sub, sub_id)
-    spec = edit_spec_for(get_spec(engine, slug, sub.form_version), current)
+    own = get_spec(engine, slug, sub.form_version)
+    spec = edit_spec_for(own, current, sub.data)  # as the record page shows it: with backfilled later fields
     title = _title(spec, actor)
-    clean = _validate(spec, raw, _context(engine, actor, None, _stored_values(sub.data)), title)
-    new_data = _merge_kept(spec, sub.data, clean)
+    new_data = _edited_data(engine, actor, own, spec, sub, raw, title)
     if new_data == sub.data:
         return sub
     with session_scope(engine) as session:
@@ -589,13 +626,11 @@ def transition(engine: Engine, sub_id: int, key: str, *, actor: Actor, reason: s
     why = workflow.require_reason(t, reason, actor.language)
     if revision is not None and sub.revision != revision:
         raise _conflict(sub, sub_id)
-    spec = edit_spec_for(own, current)
+    spec = edit_spec_for(own, current, sub.data)
     title = _title(spec, actor)
     new_data = dict(sub.data)
     if values:
-        raw = {**sub.data, **dict(values)}
-        clean = _validate(spec, raw, _context(engine, actor, None, _stored_values(sub.data)), title)
-        new_data = _merge_kept(spec, sub.data, clean)
+        new_data = _edited_data(engine, actor, own, spec, sub, {**sub.data, **dict(values)}, title)
     if t.needs_field and is_empty(new_data.get(t.needs_field)):
         f = spec.field(t.needs_field)
         label = (ltext(f.label, actor.language) if f else "") or t.needs_field

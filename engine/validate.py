@@ -70,7 +70,7 @@ class _Plan:
     """Derived from one spec (specs are immutable once parsed; a changed field list is noticed)."""
 
     __slots__ = ("field_list", "fields", "registry_sizes", "active", "rules", "order", "inputs", "memo", "checks",
-                 "ruled")
+                 "by_key", "always", "ruled")
 
     # checks: (field, key, has a show_if, the type's coerce or None for an unknown type) per active field
     # that stores a value (display-only types are skipped)
@@ -87,6 +87,12 @@ class _Plan:
         self.inputs = _inputs(by_key.values())  # every key a show_if reads
         self.memo: dict[tuple[Any, ...], dict[str, bool]] = {}  # values of `inputs` -> visibility
         self.checks = tuple(_check(f, self.rules[f.key] is not None) for f in self.active if _stores(f))
+        keys = [check[1] for check in self.checks]
+        # the checks by key, with their places, when each key has one (else `checks` is run in full)
+        self.by_key = {k: (i, c) for i, (k, c) in enumerate(zip(keys, self.checks, strict=True))} \
+            if len(set(keys)) == len(keys) else None
+        # checks that report a missing value: required fields, and fields of an unknown type
+        self.always = tuple((i, c) for i, c in enumerate(self.checks) if c[0].required or c[3] is None)
         self.ruled = tuple(f for f in self.active if f.type in RECORD_RULES)
 
     def fits(self, spec: FormSpec) -> bool:
@@ -101,7 +107,10 @@ def _stores(field: FieldSpec) -> bool:
 
 def _check(field: FieldSpec, conditional: bool) -> tuple[FieldSpec, str, bool, Coerce | None]:
     ftype = REGISTRY.get(field.type)
-    return field, field.key, conditional, ftype.coerce if ftype is not None else None
+    if ftype is None:
+        return field, field.key, conditional, None
+    coerce = ftype.specialise(field, ftype.coerce) if ftype.specialise else ftype.coerce
+    return field, field.key, conditional, coerce
 
 
 def _registry_sizes() -> tuple[int, int]:
@@ -312,6 +321,23 @@ def _apply_record_rules(
 # --------------------------------------------------------------------------------------------------
 # validate
 # --------------------------------------------------------------------------------------------------
+def _to_check(plan: _Plan, raw: Mapping[str, Any]) -> Iterable[tuple[FieldSpec, str, bool, Coerce | None]]:
+    """The checks that can find something, in spec order: the given keys', the required fields' and
+    those of unknown types (any other field not given is left out of the record either way). A record
+    fills a few dozen of a form's fields, so this skips most of them."""
+    by_key = plan.by_key
+    if by_key is None or len(raw) * 2 > len(plan.checks):
+        return plan.checks
+    picked = [by_key[k] for k in raw if k in by_key]
+    picked += [entry for entry in plan.always if entry[1][1] not in raw]
+    picked.sort(key=_place)
+    return [check for _i, check in picked]
+
+
+def _place(entry: tuple[int, Any]) -> int:
+    return entry[0]
+
+
 def _check_fields(
     spec: FormSpec, plan: _Plan, raw: Mapping[str, Any], ctx: ValidationContext
 ) -> tuple[dict[str, Any], dict[str, Problem]]:
@@ -319,14 +345,20 @@ def _check_fields(
     state = _shown(plan, raw)
     clean: dict[str, Any] = {}
     errors: dict[str, Problem] = {}
-    for field, key, conditional, coerce in plan.checks:
+    get = raw.get
+    for field, key, conditional, coerce in _to_check(plan, raw):
         if conditional and not state[key]:
             continue
         if coerce is None:
             errors[key] = _problem(spec, key, "field.unknown_type", {"type": field.type})
             continue
+        given = get(key)
+        if given is None:  # what every type's coerce makes of it (empty -> None), without the call
+            if field.required:
+                errors[key] = _problem(spec, key, "field.required")
+            continue
         try:
-            value = coerce(raw.get(key), field, ctx)
+            value = coerce(given, field, ctx)
         except FieldProblem as problem:
             errors[key] = _problem(spec, key, problem.code, problem.params)
             continue

@@ -161,17 +161,20 @@ class AccessSpec(_Model):
 # id(spec) -> (weak ref to the spec, its fields list, that list's length, {key: first field}, the
 # sensitive ones of those first fields); kept
 # outside the model so that it never takes part in == or in dumps
-_FIELD_INDEX: dict[int, tuple[weakref.ref, list, int, dict, list]] = {}
+_FieldIndex = tuple[weakref.ref, list, int, dict, list, list, list]
+_FIELD_INDEX: dict[int, _FieldIndex] = {}
 
 
-def _index_fields(spec: FormSpec) -> tuple[weakref.ref, list, int, dict, list]:
+def _index_fields(spec: FormSpec) -> _FieldIndex:
     by_key: dict[str, FieldSpec] = {}
     for f in spec.fields:
         by_key.setdefault(f.key, f)
     sensitive = [f for f in by_key.values() if f.sensitive]
+    unique = [f for f in spec.fields if f.unique and not f.retired]
+    references = [f for f in spec.fields if f.reference_form and not f.retired]
     key = id(spec)
     entry = (weakref.ref(spec, lambda _ref, k=key: _FIELD_INDEX.pop(k, None)), spec.fields, len(spec.fields), by_key,
-             sensitive)
+             sensitive, unique, references)
     _FIELD_INDEX[key] = entry
     return entry
 
@@ -203,7 +206,15 @@ class FormSpec(_Model):
         """The fields marked sensitive (the first of a repeated key), from the same index as `field`."""
         return self._fields_index()[4]
 
-    def _fields_index(self) -> tuple[weakref.ref, list, int, dict, list]:
+    def unique_fields(self) -> list[FieldSpec]:
+        """The active fields whose values must be unique (from the same index as `field`)."""
+        return self._fields_index()[5]
+
+    def reference_fields(self) -> list[FieldSpec]:
+        """The active fields that point at records of another form (from the same index as `field`)."""
+        return self._fields_index()[6]
+
+    def _fields_index(self) -> _FieldIndex:
         entry = _FIELD_INDEX.get(id(self))
         if entry is None or entry[0]() is not self or entry[1] is not self.fields or entry[2] != len(self.fields):
             entry = _index_fields(self)

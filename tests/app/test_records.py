@@ -188,6 +188,31 @@ def test_v1_record_after_v2_retired_a_field(env: PageEnv) -> None:
     assert data["occupation"] == "木工" and data["facts"].startswith("补充")
 
 
+def test_v1_record_edits_a_backfilled_field_of_v2(env: PageEnv) -> None:
+    from engine.backfill import backfill
+
+    rid = make_intake(env, "朱十一", 117)
+    other = make_intake(env, "秦十一", 118)
+    v2 = get_spec(env.engine, "intake").to_dict()
+    v2["fields"].append({"key": "followup", "type": "text", "label": {"zh": "回访情况", "en": "Follow-up"}})
+    publish(env.engine, v2, actor=SYSTEM, note="followup added")
+    assert backfill(env.engine, "intake", "followup", "待回访", actor=env.actor("admin")) == 2
+    before = get_record(env.engine, rid, actor=env.actor("admin")).data
+    at = env.app(records_page, "staff", "intake", id=rid).run()
+    assert not at.exception and "待回访" in _caption(at) and "表单第 1 版" in _caption(at)
+    button(at, "编辑").click().run()
+    box = at.text_input(key=f"record__{rid}__form1__followup")
+    assert box.value == "待回访"
+    box.input("已电话回访").run()
+    button(at, "保存修改").click().run()
+    assert not at.exception and any("修改已保存" in s.value for s in at.success)
+    rec = get_record(env.engine, rid, actor=env.actor("admin"))
+    assert rec.version == 1  # other stored answers are untouched (unticked boxes are saved as "no")
+    assert {k: v for k, v in rec.data.items() if k in before} == {**before, "followup": "已电话回访"}
+    assert get_record(env.engine, other, actor=env.actor("admin")).data["followup"] == "待回访"
+    assert "回访情况: 待回访 → 已电话回访" in frame_text(env.app(records_page, "staff", "intake", id=rid).run())
+
+
 # --- edit conflict ---------------------------------------------------------------------------------
 def test_second_save_of_a_stale_edit_shows_the_conflict_and_overwrites_nothing(env: PageEnv) -> None:
     rid = make_intake(env, "冯十二", 121)

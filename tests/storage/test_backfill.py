@@ -9,11 +9,13 @@ import io
 import pytest
 
 from engine.backfill import backfill, run_backfill
-from engine.errors import ConflictError, EngineError, PermissionDenied
+from engine.db import session_scope
+from engine.errors import ConflictError, EngineError, PermissionDenied, ValidationFailed
 from engine.exporters import export_records
 from engine.forms import get_spec, publish
 from engine.queries import ListQuery
-from engine.storage import create, get_record, update
+from engine.storage import create, get_record, transition, update
+from models.tables import Submission
 from tests.storage.conftest import ADMIN, CASE_SPEC, MANAGER, STAFF, audit_rows, case_spec
 
 OUTCOME = {"key": "outcome", "type": "select", "label": {"zh": "调解结果", "en": "Outcome"},
@@ -115,8 +117,6 @@ def test_refusals_for_fields_and_roles(with_records):
 
 def test_backfill_respects_state_and_date_filters(with_records):
     engine, ids = with_records
-    from engine.storage import transition
-
     transition(engine, ids["crim"], "review", actor=ADMIN)
     assert backfill(engine, "case", "outcome", "none", filters=ListQuery(state="reviewing"), actor=ADMIN) == 1
     assert get_record(engine, ids["crim"], actor=ADMIN).data["outcome"] == "none"
@@ -145,3 +145,127 @@ def test_backfilled_values_are_exported_and_kept_on_edit(with_records):
     update(engine, ids["civil1"], {"name": "甲改", "kind": "civil"}, actor=STAFF, revision=rec.submission.revision)
     assert get_record(engine, ids["civil1"], actor=ADMIN).data["outcome"] == "settled"
     assert get_spec(engine, "case").field("outcome") is not None
+
+
+# --- editing an older-version record that holds backfilled later fields ----------------------------------
+CONTACT = {"key": "contact", "type": "phone", "label": {"zh": "联系人电话", "en": "Contact phone"}, "sensitive": True}
+VISIT = {"key": "visit_note", "type": "text", "label": {"zh": "回访记录", "en": "Follow-up note"},
+         "show_if": {"field": "followed_up", "op": "equals", "value": True}}
+
+
+def _edit(engine, sub_id, changes, actor=STAFF, drop=()):
+    """Save the record as the record page does: every shown value, with `changes` typed over them."""
+    rec = get_record(engine, sub_id, actor=actor)
+    raw = {k: v for k, v in rec.data.items() if rec.edit_spec.field(k) is not None and k not in drop}
+    return update(engine, sub_id, {**raw, **changes}, actor=actor, revision=rec.submission.revision)
+
+
+def test_an_edit_of_a_backfilled_later_field_is_saved_validated_and_audited(with_records):
+    engine, ids = with_records
+    backfill(engine, "case", "outcome", "none", filters=ListQuery(filters={"kind": "civil"}), actor=ADMIN)
+    before = get_record(engine, ids["civil1"], actor=STAFF)
+    assert before.version == 1 and before.edit_spec.field("outcome") is not None
+
+    fresh = _edit(engine, ids["civil1"], {"outcome": "settled"})
+    after = get_record(engine, ids["civil1"], actor=ADMIN)
+    assert after.data == {**before.data, "outcome": "settled"}  # only that answer changed
+    assert after.version == 1 and fresh.revision == before.submission.revision + 1
+    [event] = audit_rows(engine, "update", ids["civil1"])
+    assert event.username == STAFF.username and event.detail["changes"] == {"outcome": ["none", "settled"]}
+    # another record of the same batch is untouched
+    assert get_record(engine, ids["civil2"], actor=ADMIN).data["outcome"] == "none"
+
+
+@pytest.mark.parametrize(("field", "value", "code"), [
+    ("outcome", "maybe", "field.choice"),
+    ("score", "eleven", "field.number"),
+    ("score", 11, "field.max"),
+])
+def test_an_invalid_value_for_a_backfilled_later_field_is_refused_and_nothing_changes(with_records, field, value,
+                                                                                      code):
+    engine, ids = with_records
+    backfill(engine, "case", "outcome", "none", actor=ADMIN)
+    backfill(engine, "case", "score", 5, actor=ADMIN)
+    before = get_record(engine, ids["civil1"], actor=STAFF)
+    with pytest.raises(ValidationFailed) as err:
+        _edit(engine, ids["civil1"], {"name": "甲改", field: value})
+    assert list(err.value.errors) == [field]
+    problem = err.value.errors[field]
+    assert problem.code == code and problem.field == field
+    after = get_record(engine, ids["civil1"], actor=ADMIN)
+    assert after.data == before.data and after.submission.revision == before.submission.revision
+    assert audit_rows(engine, "update") == []
+
+
+def test_editing_another_field_keeps_the_backfilled_value_and_unknown_keys(with_records):
+    engine, ids = with_records
+    publish(engine, case_spec(fields=[f for f in CASE_SPEC["fields"] if f["key"] != "old_note"] + [OUTCOME, SCORE]),
+            actor=ADMIN)  # v3 retires old_note
+    backfill(engine, "case", "outcome", "settled", actor=ADMIN)
+    with session_scope(engine) as s:  # a key no version knows, and a retired field's answer
+        sub = s.get(Submission, ids["civil1"])
+        sub.data = {**sub.data, "old_note": "旧的", "legacy_key": "x"}
+    _edit(engine, ids["civil1"], {"name": "甲改"})  # the page sends the shown backfilled value unchanged
+    data = get_record(engine, ids["civil1"], actor=ADMIN).data
+    assert data == {"name": "甲改", "kind": "civil", "outcome": "settled", "old_note": "旧的", "legacy_key": "x"}
+    [event] = audit_rows(engine, "update", ids["civil1"])
+    assert event.detail["changes"] == {"name": ["甲", "甲改"]}
+    # a caller that does not send the later field at all keeps it too
+    _edit(engine, ids["civil1"], {"kind": "labour"}, drop={"outcome"})
+    data = get_record(engine, ids["civil1"], actor=ADMIN).data
+    assert data["outcome"] == "settled" and data["kind"] == "labour" and data["old_note"] == "旧的"
+
+
+def test_a_backfilled_later_field_follows_its_own_rules_when_cleared(with_records):
+    engine, ids = with_records
+    backfill(engine, "case", "outcome", "none", actor=ADMIN)
+    backfill(engine, "case", "score", 5, actor=ADMIN)
+    _edit(engine, ids["civil1"], {"score": None})  # optional: clearing it removes the answer
+    rec = get_record(engine, ids["civil1"], actor=ADMIN)
+    assert "score" not in rec.data and rec.data["outcome"] == "none"
+    assert rec.edit_spec.field("score") is None  # no value any more: no longer shown
+    required = {**OUTCOME, "required": True}
+    publish(engine, case_spec(fields=CASE_SPEC["fields"] + [required, SCORE]), actor=ADMIN)
+    with pytest.raises(ValidationFailed) as err:
+        _edit(engine, ids["civil1"], {"outcome": None})
+    assert err.value.errors["outcome"].code == "field.required"
+    assert get_record(engine, ids["civil1"], actor=ADMIN).data["outcome"] == "none"
+
+
+def test_a_sensitive_backfilled_later_field_is_masked_in_the_audit_diff(with_records):
+    engine, ids = with_records
+    publish(engine, case_spec(fields=CASE_SPEC["fields"] + [OUTCOME, SCORE, CONTACT]), actor=ADMIN)
+    backfill(engine, "case", "contact", "13802715634", filters=ListQuery(filters={"kind": "civil"}), actor=ADMIN)
+    _edit(engine, ids["civil1"], {"contact": "13900001111"})
+    assert get_record(engine, ids["civil1"], actor=ADMIN).data["contact"] == "13900001111"
+    [event] = audit_rows(engine, "update", ids["civil1"])
+    old, new = event.detail["changes"]["contact"]
+    assert "13802715634" not in str(event.detail) and "13900001111" not in str(event.detail)
+    assert [old, new] == ["138****5634", "139****1111"]
+
+
+def test_a_hidden_backfilled_later_field_is_kept_but_one_hidden_by_the_edit_is_dropped(with_records):
+    engine, ids = with_records
+    followed = {"key": "followed_up", "type": "boolean", "label": {"zh": "已回访", "en": "Followed up"}}
+    publish(engine, case_spec(fields=CASE_SPEC["fields"] + [followed, VISIT]), actor=ADMIN)
+    # the note was backfilled, its controlling field was not: the form never shows the note
+    backfill(engine, "case", "visit_note", "电话回访", actor=ADMIN)
+    _edit(engine, ids["civil1"], {"name": "甲改"})
+    assert get_record(engine, ids["civil1"], actor=ADMIN).data["visit_note"] == "电话回访"
+    # both backfilled: shown and editable; answering "no" hides the note, which is then dropped (as for any field)
+    backfill(engine, "case", "followed_up", True, actor=ADMIN)
+    _edit(engine, ids["civil2"], {"visit_note": "上门回访"})
+    assert get_record(engine, ids["civil2"], actor=ADMIN).data["visit_note"] == "上门回访"
+    _edit(engine, ids["civil2"], {"followed_up": False})
+    data = get_record(engine, ids["civil2"], actor=ADMIN).data
+    assert data["followed_up"] is False and "visit_note" not in data
+
+
+def test_a_workflow_step_with_values_keeps_the_backfilled_later_fields(with_records):
+    engine, ids = with_records
+    backfill(engine, "case", "outcome", "settled", actor=ADMIN)
+    transition(engine, ids["civil1"], "review", actor=ADMIN)
+    transition(engine, ids["civil1"], "grant", actor=ADMIN)
+    transition(engine, ids["civil1"], "assign", actor=ADMIN, values={"lawyer": "张律师"})
+    data = get_record(engine, ids["civil1"], actor=ADMIN).data
+    assert data["lawyer"] == "张律师" and data["outcome"] == "settled"

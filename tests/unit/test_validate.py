@@ -497,3 +497,62 @@ def test_checklist_answer_words(word: str) -> None:
     except FieldProblem as problem:
         got = problem.code
     assert got == (general(word) or "field.checklist_answer")
+
+
+# --- per-field specialised coerces (FieldType.specialise) against the type's general coerce ------------
+_SPECIAL_FIELDS = st.one_of(
+    st.builds(lambda t, lo, hi, pat: FieldSpec(key="t", type=t, min_length=lo, max_length=hi, pattern=pat),
+              st.sampled_from(["text", "textarea"]), st.sampled_from([None, 0, 2]), st.sampled_from([None, 3, 8]),
+              st.sampled_from([None, r"[a-z]+", r"\d{2,4}", r"(", "甲.*"])),
+    st.builds(lambda choices: FieldSpec(key="s", type="select", choices=choices), st.lists(st.builds(
+        lambda v, active: Choice(value=v, label={"zh": v.strip() or "空"}, active=active),
+        st.sampled_from(["a", "A", " b", "b", "甲", "x y", "c "]), st.booleans()), max_size=5)),
+    st.just(FieldSpec(key="s", type="select", choices=_OPTIONS, choice_list="places")),
+    st.just(FieldSpec(key="b", type="boolean")),
+    st.just(FieldSpec(key="d", type="date")),
+    st.builds(lambda required: FieldSpec(key="c", type="checklist", required=required,
+                                         items=[{"key": "q1"}, {"key": "q2"}]), st.booleans()),
+)
+_ANSWER = st.one_of(st.sampled_from(["yes", "no", "na", "是", "YES", " yes", "", "maybe"]), st.none(), st.booleans(),
+                    st.lists(st.just("yes"), max_size=1))
+_NOTE = st.one_of(st.sampled_from(["", " 说明 ", "a\x00b", "x\ry"]), st.none(), st.integers(0, 9), st.just("长" * 100_001))
+_ENTRY = st.one_of(st.fixed_dictionaries({"answer": _ANSWER, "note": _NOTE}), st.fixed_dictionaries({"answer": _ANSWER}),
+                   _ANSWER, st.fixed_dictionaries({"answer": _ANSWER, "note": _NOTE, "x": st.just(1)}))
+_CHECKLIST = st.dictionaries(st.sampled_from(["q1", "q2", "q3", 1]), _ENTRY, max_size=3)
+_SPECIAL_RAW = st.one_of(
+    st.sampled_from(["a", "A", " b", "b", "甲", "甲乙", "x y", "c ", "c", "", " ", "12", "123456789", "ab\r\ncd",
+                     "a\x00", "yes", "true", "否", True, False, 0, 1, 2.5, None, [], ["a"], {"a": 1}]),
+    st.text(max_size=10),
+    st.sampled_from(["2026-03-15", "2026-02-30", "2026-3-15", "2026-03-15 ", "2026-03-15T00:00", "２０２６-03-15"]),
+    _CHECKLIST,
+)
+
+
+def _outcome(coerce: Any, raw: Any, field: FieldSpec) -> Any:
+    try:
+        value = coerce(raw, field, CTX)
+    except FieldProblem as problem:
+        return ("problem", problem.code, problem.params)
+    return ("value", type(value), repr(value))
+
+
+@st.composite
+def _field_and_raw(draw: st.DrawFn) -> tuple[FieldSpec, Any]:
+    """A field, and a value: any, or one of its choices with or without spaces around."""
+    field = draw(_SPECIAL_FIELDS)
+    values = [c.value for c in field.choices or []]
+    if values and draw(st.booleans()):
+        pad = draw(st.sampled_from(["", " ", "  ", "\t"]))
+        value = draw(st.sampled_from(values))
+        return field, draw(st.sampled_from([pad + value, value + pad, value.upper()]))
+    return field, draw(_SPECIAL_RAW)
+
+
+@settings(max_examples=800, deadline=None)
+@given(case=_field_and_raw())
+def test_a_specialised_coerce_answers_as_the_general_one(case: tuple[FieldSpec, Any]) -> None:
+    field, raw = case
+    ftype = REGISTRY[field.type]
+    assert ftype.specialise is not None
+    special = ftype.specialise(field, ftype.coerce)
+    assert _outcome(special, raw, field) == _outcome(ftype.coerce, raw, field)
