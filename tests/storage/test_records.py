@@ -271,3 +271,72 @@ def test_unknown_form_and_record(cases):
     with pytest.raises(NotFound) as err:
         get_record(cases, 987654, actor=ADMIN)
     assert err.value.code == "record.not_found"
+
+
+# --- SQLite: the writer connections of the save path (engine.db._Writers) ---------------------------
+def _writers(engine):
+    from engine.db import _writers as writers_of
+
+    return writers_of(engine)
+
+
+def _stored(engine) -> dict[int, str]:
+    """{record id: its id_no} of every case record."""
+    from sqlalchemy import select
+
+    from engine.db import session_scope
+    from models.tables import Submission
+
+    with session_scope(engine, write=False) as s:
+        return {i: d.get("id_no") for i, d in s.execute(select(Submission.id, Submission.data))}
+
+
+def test_sqlite_saves_reuse_a_kept_writer_and_dispose_closes_it(cases):
+    if cases.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL saves use the pool")
+    import sqlite3
+
+    first = create(cases, "case", {**CASE, "id_no": "W1"}, actor=STAFF)
+    writers = _writers(cases)
+    assert len(writers.idle) == 1
+    kept = writers.idle[0]
+    second = create(cases, "case", {**CASE, "id_no": "W2"}, actor=STAFF)
+    assert writers.idle == [kept], "the second save used the same connection again"
+    assert not kept.dbapi_connection.in_transaction
+    assert {first.id: "W1", second.id: "W2"}.items() <= _stored(cases).items()
+
+    connection = kept.dbapi_connection
+    cases.dispose()  # e.g. a restore: no connection may outlive it
+    assert writers.idle == []
+    with pytest.raises(sqlite3.ProgrammingError):
+        connection.execute("SELECT 1")
+    third = create(cases, "case", {**CASE, "id_no": "W3"}, actor=STAFF)
+    assert get_record(cases, third.id, actor=ADMIN).submission.data["id_no"] == "W3"
+
+
+def test_a_refused_save_hands_back_a_clean_writer(cases):
+    create(cases, "case", {**CASE, "id_no": "U1"}, actor=STAFF)
+    rows, events = submissions(cases), count_rows(cases, AuditEvent)
+    with pytest.raises(ValidationFailed):  # refused inside the write transaction (unique value)
+        create(cases, "case", {**CASE, "id_no": "U1"}, actor=STAFF)
+    assert submissions(cases) == rows and count_rows(cases, AuditEvent) == events
+    writers = _writers(cases)
+    if writers is not None:
+        assert writers.idle and not any(w.dbapi_connection.in_transaction for w in writers.idle)
+    after = create(cases, "case", {**CASE, "id_no": "U2"}, actor=STAFF)
+    assert _stored(cases)[after.id] == "U2"
+
+
+def test_saves_from_several_threads_at_once_all_land(cases):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def save(n: int) -> int:
+        return create(cases, "case", {**CASE, "id_no": f"T{n}"}, actor=STAFF).id
+
+    with ThreadPoolExecutor(max_workers=6) as pool:
+        ids = list(pool.map(save, range(60)))
+    stored = _stored(cases)
+    assert len(set(ids)) == 60 and {stored[i] for i in ids} == {f"T{n}" for n in range(60)}
+    writers = _writers(cases)
+    if writers is not None:
+        assert len(writers.idle) <= writers.KEEP
