@@ -16,7 +16,7 @@ import dataclasses
 import logging
 import re
 import threading
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,8 +95,18 @@ def _url(engine: Engine) -> str:
     return url_key(engine)
 
 
+_ON_CLEAR: list[Callable[[], None]] = []  # caches made from specs elsewhere (engine.storage's save gates)
+
+
+def on_clear_caches(forget: Callable[[], None]) -> None:
+    """Have `clear_caches` also call `forget` (for caches that hold specs from this module)."""
+    _ON_CLEAR.append(forget)
+
+
 def clear_caches(engine: Engine | None = None) -> None:
     """Forget cached specs and lists (all, or one database's): after restoring a backup."""
+    for forget in _ON_CLEAR:
+        forget()
     with _LOCK:
         if engine is None:
             _SPECS.clear()

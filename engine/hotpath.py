@@ -11,6 +11,7 @@ Placeholders differ per driver; `STYLES` holds them (a registry, one entry per d
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,7 +42,8 @@ STYLES: dict[str, Style] = {
 }
 
 _SQL: dict[tuple[str, str], str] = {}  # (dialect, template) -> SQL
-_PROCESSORS: dict[tuple[str, str], list[Callable[[Any], Any] | None]] = {}  # (dialect, table) -> per column
+# (dialect, table) -> (column, its bind processor) per column but the id
+_PROCESSORS: dict[tuple[str, str], list[tuple[str, Callable[[Any], Any] | None]]] = {}
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,12 @@ _BUMP_TWO = ("INSERT INTO change_stamps (scope, stamp) VALUES (?, 1), (?, 1) "
              "ON CONFLICT (scope) DO UPDATE SET stamp = change_stamps.stamp + 1")
 
 
+@functools.lru_cache(maxsize=64)
+def _setting_from(text: str | bytes) -> Any:
+    """A stored setting's JSON text read (the same few texts every save: read once; never mutated)."""
+    return json.loads(text)
+
+
 def _columns(table: Table) -> list[str]:
     return [c.name for c in table.c if c.name != "id"]
 
@@ -80,7 +88,6 @@ def _insert_template(table: Table) -> str:
 
 _INSERTS: dict[str, str] = {t.name: _insert_template(t) for t in (Submission.__table__, AuditEvent.__table__)}  # type: ignore[attr-defined]
 _TABLES: dict[str, Table] = {t.name: t for t in (Submission.__table__, AuditEvent.__table__)}  # type: ignore[attr-defined]
-_COLUMNS: dict[str, list[str]] = {name: _columns(t) for name, t in _TABLES.items()}
 
 
 class CoreView:
@@ -137,7 +144,7 @@ class RawTx:
             return None
         setting = row[4]
         if isinstance(setting, str | bytes):  # SQLite hands JSON back as text
-            setting = json.loads(setting)
+            setting = _setting_from(setting)
         return FormHead(int(row[0]), int(row[1]), bool(row[2]), int(row[3] or 0), setting)
 
     def next_value(self, name: str, scope: str) -> int:
@@ -148,32 +155,38 @@ class RawTx:
 
     def insert(self, table: str, values: Mapping[str, Any]) -> int:
         """INSERT one row (columns absent from `values` are NULL); its new id."""
-        procs = self._processors(table)
-        seen: dict[int, Any] = {}  # one datetime shared by several columns (created/updated `now`): once
-
-        def convert(proc: Callable[[Any], Any] | None, value: Any) -> Any:
-            if proc is None or value is None:
-                return value
-            if type(value) is not datetime:
-                return proc(value)
-            done = seen.get(id(value))
-            if done is None:
-                done = seen[id(value)] = proc(value)
-            return done
-
-        params = [convert(proc, value) for proc, value in zip(procs, (values.get(c) for c in _COLUMNS[table]),
-                                                               strict=True)]
+        params = _bind(self._processors(table), values)
         if self.style.returning:
             return int(self.execute(_INSERTS[table] + " RETURNING id", params).fetchone()[0])
         return int(self.execute(_INSERTS[table], params).lastrowid)
 
-    def _processors(self, table: str) -> list[Callable[[Any], Any] | None]:
+    def _processors(self, table: str) -> list[tuple[str, Callable[[Any], Any] | None]]:
         key = (self.dialect.name, table)
         procs = _PROCESSORS.get(key)
         if procs is None:
             cols = [c for c in _TABLES[table].c if c.name != "id"]
-            procs = _PROCESSORS[key] = [c.type._cached_bind_processor(self.dialect) for c in cols]
+            procs = _PROCESSORS[key] = [(c.name, c.type._cached_bind_processor(self.dialect)) for c in cols]
         return procs
+
+
+def _bind(columns: Sequence[tuple[str, Callable[[Any], Any] | None]], values: Mapping[str, Any]) -> list[Any]:
+    """The row's values in column order, each converted by its column's bind processor (one datetime
+    shared by several columns, such as created/updated `now`, is converted once)."""
+    get = values.get
+    out: list[Any] = []
+    seen: dict[int, Any] = {}
+    for name, proc in columns:
+        value = get(name)
+        if proc is not None and value is not None:
+            if type(value) is datetime:
+                done = seen.get(id(value))
+                if done is None:
+                    done = seen[id(value)] = proc(value)
+                value = done
+            else:
+                value = proc(value)
+        out.append(value)
+    return out
 
 
 def submission_from(values: Mapping[str, Any]) -> Submission:

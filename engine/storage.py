@@ -29,7 +29,7 @@ from sqlmodel import Session, col
 
 from engine import audit, numbering, stamps, workflow
 from engine.access import Actor, form_allows
-from engine.db import is_postgres, raw_write, session_scope
+from engine.db import is_postgres, raw_write, session_scope, url_key
 from engine.errors import ConflictError, EngineError, NotFound, PermissionDenied, Problem, ValidationFailed
 from engine.fields import is_empty, maskers
 from engine.forms import (
@@ -39,6 +39,7 @@ from engine.forms import (
     choice_lists_at,
     form_ref,
     get_spec,
+    on_clear_caches,
     shared_choice_lists,
 )
 from engine.hotpath import FormHead, RawTx, submission_from
@@ -450,9 +451,48 @@ class _Prepared:
 _HEADS: weakref.WeakKeyDictionary[Engine, dict[str, FormHead]] = weakref.WeakKeyDictionary()
 
 
+# (database, slug, form reading, role, language) -> (form, title, validation context) of a save that
+# passed the gate: the rights and archive checks depend on nothing else (Actor.role, the spec's access)
+_GATES: dict[tuple[Any, ...], tuple[FormRef, str, ValidationContext]] = {}
+_GATES_SIZE = 256
+on_clear_caches(_GATES.clear)
+
+
 def _prepare(engine: Engine, slug: str, head: FormHead, raw: Mapping[str, Any], actor: Actor,
              ctx: ValidationContext | None) -> _Prepared:
     """Check the actor's rights and validate `raw` against the form as `head` describes it."""
+    if ctx is None:
+        key = (url_key(engine), slug, head.form_id, head.version, head.archived, head.lists_stamp, actor.role,
+               actor.language)
+        gate = _GATES.get(key)
+        if gate is None:
+            gate = _gate(engine, slug, head, actor)
+            if gate is None:
+                return _prepare_once(engine, slug, head, raw, actor, None)
+            if len(_GATES) >= _GATES_SIZE:
+                _GATES.clear()
+            _GATES[key] = gate
+        ref, title, known = gate
+        prepared = _Prepared(head, ref, title)
+        try:
+            prepared.clean = _validate(ref.spec, raw, known, title)
+        except EngineError as refusal:
+            prepared.refusal = refusal
+        return prepared
+    return _prepare_once(engine, slug, head, raw, actor, ctx)
+
+
+def _gate(engine: Engine, slug: str, head: FormHead, actor: Actor) -> tuple[FormRef, str, ValidationContext] | None:
+    """The form, title and validation context of a save by `actor` (None: the save is refused)."""
+    ref = cached_ref(engine, slug, head.form_id, head.version, head.archived)
+    if ref.archived or not form_allows(actor, ref.spec, "submit"):
+        return None
+    lists = choice_lists_at(engine, head.lists_stamp)
+    return ref, _title(ref.spec, actor), ValidationContext(lang=actor.language, choice_lists=lists)
+
+
+def _prepare_once(engine: Engine, slug: str, head: FormHead, raw: Mapping[str, Any], actor: Actor,
+                  ctx: ValidationContext | None) -> _Prepared:
     ref = cached_ref(engine, slug, head.form_id, head.version, head.archived)
     prepared = _Prepared(head, ref, _title(ref.spec, actor))
     try:
