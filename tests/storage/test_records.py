@@ -8,6 +8,7 @@ import threading
 import pytest
 
 from engine import stamps
+from engine.access import Actor
 from engine.errors import ConflictError, EngineError, NotFound, PermissionDenied, ValidationFailed
 from engine.forms import get_spec, publish
 from engine.hotpath import RawTx
@@ -340,3 +341,26 @@ def test_saves_from_several_threads_at_once_all_land(cases):
     writers = _writers(cases)
     if writers is not None:
         assert len(writers.idle) <= writers.KEEP
+
+
+def test_a_remembered_save_gate_still_follows_role_archive_and_language(cases):
+    from sqlalchemy import text
+
+    from engine.db import session_scope
+
+    create(cases, "case", {**CASE, "id_no": "G1"}, actor=STAFF)  # the staff gate is now remembered
+    with pytest.raises(PermissionDenied) as err:
+        create(cases, "case", {**CASE, "id_no": "G2"}, actor=VIEWER)
+    assert err.value.code == "record.forbidden_submit"
+    with session_scope(cases) as s:  # the form is archived (by another process, say)
+        s.execute(text("UPDATE forms SET archived = :yes WHERE slug = 'case'"), {"yes": True})
+    with pytest.raises(PermissionDenied) as err:
+        create(cases, "case", {**CASE, "id_no": "G3"}, actor=STAFF)
+    assert err.value.code == "form.archived"
+    with session_scope(cases) as s:
+        s.execute(text("UPDATE forms SET archived = :no WHERE slug = 'case'"), {"no": False})
+    english = Actor(STAFF.username, STAFF.role, language="en")
+    with pytest.raises(ValidationFailed) as bad:
+        create(cases, "case", {**CASE, "id_no": "G4", "kind": "nonsense"}, actor=english)
+    assert bad.value.params["form"] == "Aid case" and bad.value.errors["kind"].code == "field.choice"
+    assert create(cases, "case", {**CASE, "id_no": "G5"}, actor=STAFF).data["id_no"] == "G5"
