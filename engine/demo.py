@@ -327,7 +327,10 @@ STATE_BY_AGE = [
 ]
 LAWYER_STATES = {"assigned", "handling", "closed", "archived"}
 DONE_STATES = {"closed", "archived"}
-DUE_DAYS = {"reviewing": 7, "granted": 3, "closed": 30}
+# the running limit per state, from the record's day: the decision is due 7 days after acceptance,
+# in review too (the intake review step keeps that limit: keep_due); a lawyer within 3 days of the
+# grant; the archive within 30 days of closing
+DUE_DAYS = {"accepted": 7, "reviewing": 7, "granted": 3, "closed": 30}
 
 
 @dataclass

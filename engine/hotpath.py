@@ -44,6 +44,7 @@ STYLES: dict[str, Style] = {
 _SQL: dict[tuple[str, str], str] = {}  # (dialect, template) -> SQL
 # (dialect, table) -> (column, its bind processor) per column but the id
 _PROCESSORS: dict[tuple[str, str], list[tuple[str, Callable[[Any], Any] | None]]] = {}
+_PLACES: dict[tuple[str, str, str], int] = {}  # (dialect, table, column) -> its place among the parameters
 
 
 @dataclass(frozen=True)
@@ -155,10 +156,25 @@ class RawTx:
 
     def insert(self, table: str, values: Mapping[str, Any]) -> int:
         """INSERT one row (columns absent from `values` are NULL); its new id."""
-        params = _bind(self._processors(table), values)
+        return self.insert_bound(table, self.bind(table, values))
+
+    def bind(self, table: str, values: Mapping[str, Any]) -> list[Any]:
+        """The parameters of `table`'s INSERT for `values` (to send later with `insert_bound`)."""
+        return _bind(self._processors(table), values)
+
+    def insert_bound(self, table: str, params: Sequence[Any]) -> int:
+        """INSERT one row from parameters made by `bind`; its new id."""
         if self.style.returning:
             return int(self.execute(_INSERTS[table] + " RETURNING id", params).fetchone()[0])
         return int(self.execute(_INSERTS[table], params).lastrowid)
+
+    def column_index(self, table: str, column: str) -> int:
+        """Where `column` is among the parameters that `bind` makes for `table`."""
+        key = (self.dialect.name, table, column)
+        found = _PLACES.get(key)
+        if found is None:
+            found = _PLACES[key] = [name for name, _proc in self._processors(table)].index(column)
+        return found
 
     def _processors(self, table: str) -> list[tuple[str, Callable[[Any], Any] | None]]:
         key = (self.dialect.name, table)

@@ -559,11 +559,16 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
         if numbered is not None:  # in this transaction: a rollback frees no number
             values["number"] = numbered.render(tx.next_value(slug, numbered.scope))
             values["data"] = numbering.with_number(spec, clean, values["number"])
-        values["id"] = tx.insert("submissions", values)
-        tx.insert("audit_events", audit.event_row(actor, "create", "submission", values["id"], form_slug=slug, detail={
+        # Both rows are made before the first write, so that between the writes and the commit (which
+        # writes out every page they changed) there is as little else as possible.
+        sub_row = tx.bind("submissions", values)
+        audit_row = tx.bind("audit_events", audit.event_row(actor, "create", "submission", None, form_slug=slug, detail={
             "version": ref.version, "data": mask_data(spec, values["data"]), "parent_id": parent_id,
             "state": values.get("state"), "number": values.get("number"),
         }, plain=True, at=now))
+        values["id"] = tx.insert_bound("submissions", sub_row)
+        audit_row[tx.column_index("audit_events", "entity_id")] = str(values["id"])
+        tx.insert_bound("audit_events", audit_row)
         tx.bump_two(*stamps.expand(stamps.data_scope(slug)))
     return submission_from(values)
 
