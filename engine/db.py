@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
+import time
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
@@ -177,13 +178,13 @@ def raw_write(engine: Engine) -> Iterator[Any]:
 
     Same contract as `session_scope(engine, write=True)`: BEGIN IMMEDIATE on SQLite (the driver runs
     in autocommit mode, so the transaction is ours), commit on success, roll back on any error, and a
-    refused write raises `StorageFailure`. A SQLite file's writer connections are kept aside for this
-    path (`_Writers`: no pool check-out and reset per record); PostgreSQL uses the pool."""
+    refused write raises `StorageFailure`. Writer connections are kept aside for this path
+    (`_Writers`: no pool check-out, reset or ping per record)."""
     writers = _writers(engine)
     fairy = writers.take() if writers is not None else engine.raw_connection()
     try:
         driver = fairy.dbapi_connection  # the driver's own (sqlite3, psycopg): no async adapter
-        if writers is not None:
+        if engine.dialect.name == "sqlite":
             driver.execute("BEGIN IMMEDIATE")
         yield fairy
         driver.commit()
@@ -202,33 +203,55 @@ def raw_write(engine: Engine) -> Iterator[Any]:
 
 
 class _Writers:
-    """Idle writer connections of one SQLite file engine, most recent first (each connection has its
-    own page cache, warm after its last write). They are detached from the pool, so a check-out is a
-    list pop; the engine's "engine_disposed" event closes them (restore, tests, `dispose_engine`)."""
+    """Idle writer connections of one engine, most recent first (a SQLite connection has its own page
+    cache, warm after its last write; a PostgreSQL one skips the pool's ping per check-out). They are
+    detached from the pool, so a check-out is a list pop; the engine's "engine_disposed" event closes
+    them (restore, tests, `dispose_engine`). A PostgreSQL connection idle for longer than
+    `PING_AFTER` seconds is pinged first, as the pool would (a server restart leaves it dead)."""
 
     KEEP = 4  # idle connections kept; more are closed on return (a burst of writers opens its own)
+    PING_AFTER = 10.0
 
     def __init__(self, engine: Engine) -> None:
         self.engine = weakref.ref(engine)  # the engine owns this (its event), not the other way round
+        self.ping = engine.dialect.name == "postgresql"
         self.idle: list[Any] = []
         self.generation = 0
         event.listen(engine, "engine_disposed", self.close_all)
 
     def take(self) -> Any:
+        while True:
+            try:
+                fairy = self.idle.pop()  # atomic: two threads never get the same connection
+            except IndexError:
+                return self._new()
+            if self._alive(fairy):
+                return fairy
+            with suppress(Exception):
+                fairy.close()
+
+    def _new(self) -> Any:
+        engine = self.engine()
+        assert engine is not None, "an engine in use is alive"
+        fairy = engine.raw_connection()  # connect event (SQLite pragmas); the pool's ping (PostgreSQL)
+        fairy.detach()
+        fairy.info["lac_writer_generation"] = self.generation
+        return fairy
+
+    def _alive(self, fairy: Any) -> bool:
+        if not self.ping or time.monotonic() - fairy.info.get("lac_writer_used", 0.0) < self.PING_AFTER:
+            return True
         try:
-            return self.idle.pop()  # atomic: two threads never get the same connection
-        except IndexError:
-            engine = self.engine()
-            assert engine is not None, "an engine in use is alive"
-            fairy = engine.raw_connection()  # connect event: the pragmas
-            fairy.detach()
-            fairy.info["lac_writer_generation"] = self.generation
-            return fairy
+            fairy.dbapi_connection.execute("SELECT 1")
+            fairy.dbapi_connection.rollback()
+        except Exception:
+            return False
+        return True
 
     def give_back(self, fairy: Any) -> None:
-        healthy = not getattr(fairy.dbapi_connection, "in_transaction", True)
-        if (healthy and fairy.info.get("lac_writer_generation") == self.generation
+        if (_idle(fairy.dbapi_connection) and fairy.info.get("lac_writer_generation") == self.generation
                 and len(self.idle) < self.KEEP):
+            fairy.info["lac_writer_used"] = time.monotonic()
             self.idle.append(fairy)
             return
         with suppress(Exception):
@@ -241,20 +264,29 @@ class _Writers:
                 self.idle.pop().close()
 
 
+def _idle(conn: Any) -> bool:
+    """A driver connection that is open and outside any transaction (sqlite3 or psycopg)."""
+    info = getattr(conn, "info", None)
+    if info is not None and hasattr(info, "transaction_status"):  # psycopg: 0 is IDLE
+        return not conn.closed and not conn.broken and int(info.transaction_status) == 0
+    return not getattr(conn, "in_transaction", True)
+
+
 _WRITERS: weakref.WeakKeyDictionary[Engine, _Writers | None] = weakref.WeakKeyDictionary()
 _WRITERS_LOCK = threading.Lock()
 
 
 def _writers(engine: Engine) -> _Writers | None:
-    """The kept writer connections of a SQLite file engine (None: use the pool)."""
+    """The kept writer connections of a SQLite file or PostgreSQL engine (None: use the pool)."""
     try:
         return _WRITERS[engine]
     except KeyError:
         pass
     with _WRITERS_LOCK:
         if engine not in _WRITERS:
-            kept = (engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")
-                    and isinstance(engine.pool, QueuePool))
+            kept = isinstance(engine.pool, QueuePool) and (
+                engine.dialect.name == "postgresql"
+                or (engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:")))
             _WRITERS[engine] = _Writers(engine) if kept else None
         return _WRITERS[engine]
 

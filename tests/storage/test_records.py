@@ -292,10 +292,20 @@ def _stored(engine) -> dict[int, str]:
         return {i: d.get("id_no") for i, d in s.execute(select(Submission.id, Submission.data))}
 
 
-def test_sqlite_saves_reuse_a_kept_writer_and_dispose_closes_it(cases):
-    if cases.dialect.name != "sqlite":
-        pytest.skip("PostgreSQL saves use the pool")
+def _closed(connection) -> bool:
+    if hasattr(connection, "broken"):  # psycopg
+        return bool(connection.closed)
     import sqlite3
+
+    try:
+        connection.execute("SELECT 1")
+    except sqlite3.ProgrammingError:
+        return True
+    return False
+
+
+def test_saves_reuse_a_kept_writer_and_dispose_closes_it(cases):
+    from engine.db import _idle
 
     first = create(cases, "case", {**CASE, "id_no": "W1"}, actor=STAFF)
     writers = _writers(cases)
@@ -303,16 +313,28 @@ def test_sqlite_saves_reuse_a_kept_writer_and_dispose_closes_it(cases):
     kept = writers.idle[0]
     second = create(cases, "case", {**CASE, "id_no": "W2"}, actor=STAFF)
     assert writers.idle == [kept], "the second save used the same connection again"
-    assert not kept.dbapi_connection.in_transaction
+    assert _idle(kept.dbapi_connection)
     assert {first.id: "W1", second.id: "W2"}.items() <= _stored(cases).items()
 
     connection = kept.dbapi_connection
     cases.dispose()  # e.g. a restore: no connection may outlive it
-    assert writers.idle == []
-    with pytest.raises(sqlite3.ProgrammingError):
-        connection.execute("SELECT 1")
+    assert writers.idle == [] and _closed(connection)
     third = create(cases, "case", {**CASE, "id_no": "W3"}, actor=STAFF)
     assert get_record(cases, third.id, actor=ADMIN).submission.data["id_no"] == "W3"
+
+
+def test_a_kept_postgres_writer_found_dead_after_a_pause_is_replaced(cases, monkeypatch):
+    if cases.dialect.name != "postgresql":
+        pytest.skip("SQLite connections do not die")
+    from engine.db import _Writers
+
+    create(cases, "case", {**CASE, "id_no": "D1"}, actor=STAFF)
+    writers = _writers(cases)
+    dead = writers.idle[0]
+    dead.dbapi_connection.close()  # as a server restart leaves it
+    monkeypatch.setattr(_Writers, "PING_AFTER", 0.0)
+    after = create(cases, "case", {**CASE, "id_no": "D2"}, actor=STAFF)
+    assert _stored(cases)[after.id] == "D2" and dead not in writers.idle
 
 
 def test_a_refused_save_hands_back_a_clean_writer(cases):
@@ -321,9 +343,10 @@ def test_a_refused_save_hands_back_a_clean_writer(cases):
     with pytest.raises(ValidationFailed):  # refused inside the write transaction (unique value)
         create(cases, "case", {**CASE, "id_no": "U1"}, actor=STAFF)
     assert submissions(cases) == rows and count_rows(cases, AuditEvent) == events
+    from engine.db import _idle
+
     writers = _writers(cases)
-    if writers is not None:
-        assert writers.idle and not any(w.dbapi_connection.in_transaction for w in writers.idle)
+    assert writers.idle and all(_idle(w.dbapi_connection) for w in writers.idle)
     after = create(cases, "case", {**CASE, "id_no": "U2"}, actor=STAFF)
     assert _stored(cases)[after.id] == "U2"
 
@@ -338,9 +361,7 @@ def test_saves_from_several_threads_at_once_all_land(cases):
         ids = list(pool.map(save, range(60)))
     stored = _stored(cases)
     assert len(set(ids)) == 60 and {stored[i] for i in ids} == {f"T{n}" for n in range(60)}
-    writers = _writers(cases)
-    if writers is not None:
-        assert len(writers.idle) <= writers.KEEP
+    assert len(_writers(cases).idle) <= _writers(cases).KEEP
 
 
 def test_a_remembered_save_gate_still_follows_role_archive_and_language(cases):
