@@ -493,6 +493,7 @@ def _gate(engine: Engine, slug: str, head: FormHead, actor: Actor) -> tuple[Form
 
 def _prepare_once(engine: Engine, slug: str, head: FormHead, raw: Mapping[str, Any], actor: Actor,
                   ctx: ValidationContext | None) -> _Prepared:
+    """`_prepare` without the remembered gate: a caller's own context, or a save to refuse (naming why)."""
     ref = cached_ref(engine, slug, head.form_id, head.version, head.archived)
     prepared = _Prepared(head, ref, _title(ref.spec, actor))
     try:

@@ -159,7 +159,7 @@ class AccessSpec(_Model):
 
 
 # id(spec) -> (weak ref to the spec, its fields list, that list's length, {key: first field}, the
-# sensitive ones of those first fields); kept
+# sensitive ones of those first fields, the active unique fields, the active reference fields); kept
 # outside the model so that it never takes part in == or in dumps
 _FieldIndex = tuple[weakref.ref, list, int, dict, list, list, list]
 _FIELD_INDEX: dict[int, _FieldIndex] = {}
