@@ -7,6 +7,7 @@ timeout, NORMAL sync and foreign keys; JSON is stored with readable Chinese.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import threading
 import time
@@ -217,9 +218,13 @@ class _Writers:
         self.ping = engine.dialect.name == "postgresql"
         self.idle: list[Any] = []
         self.generation = 0
+        self.pid = os.getpid()
         event.listen(engine, "engine_disposed", self.close_all)
 
     def take(self) -> Any:
+        if self.pid != os.getpid():  # a forked child: the parent's connections are not its to use or close
+            self.idle, self.pid = [], os.getpid()
+            self.generation += 1
         while True:
             try:
                 fairy = self.idle.pop()  # atomic: two threads never get the same connection

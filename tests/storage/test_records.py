@@ -385,3 +385,13 @@ def test_a_remembered_save_gate_still_follows_role_archive_and_language(cases):
         create(cases, "case", {**CASE, "id_no": "G4", "kind": "nonsense"}, actor=english)
     assert bad.value.params["form"] == "Aid case" and bad.value.errors["kind"].code == "field.choice"
     assert create(cases, "case", {**CASE, "id_no": "G5"}, actor=STAFF).data["id_no"] == "G5"
+
+
+def test_a_forked_process_does_not_use_its_parents_writers(cases):
+    create(cases, "case", {**CASE, "id_no": "F1"}, actor=STAFF)
+    writers = _writers(cases)
+    parents = list(writers.idle)
+    writers.pid = -1  # what a forked child sees: the list was made by another process
+    child = create(cases, "case", {**CASE, "id_no": "F2"}, actor=STAFF)
+    assert _stored(cases)[child.id] == "F2"
+    assert writers.idle and not set(map(id, writers.idle)) & set(map(id, parents))
