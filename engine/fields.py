@@ -1010,17 +1010,6 @@ def _specialise_select(field: FieldSpec, general: Coerce) -> Coerce:
     return coerce
 
 
-def _specialise_date(field: FieldSpec, general: Coerce) -> Coerce:
-    iso = _ISO_DATE.fullmatch
-
-    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
-        if type(raw) is str and iso(raw) is not None:
-            return _iso_date(raw)  # what the general coerce does with it
-        return general(raw, field, ctx)
-
-    return coerce
-
-
 def _specialise_checklist(field: FieldSpec, general: Coerce) -> Coerce:
     keys = tuple(item.key for item in field.items or [])
     known = frozenset(keys)
@@ -1045,6 +1034,120 @@ def _specialise_checklist(field: FieldSpec, general: Coerce) -> Coerce:
         if not out or (field.required and len(out) < len(keys)):
             return general(raw, field, ctx)
         return out
+
+    return coerce
+
+
+_DATES_SEEN = 4096  # valid date texts a date field remembers (records repeat the same few hundred days)
+
+
+def _specialise_date(field: FieldSpec, general: Coerce) -> Coerce:
+    iso = _ISO_DATE.fullmatch
+    seen: dict[str, str] = {}  # "YYYY-MM-DD" texts already read, all valid (a bad one is not kept)
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        if type(raw) is str:
+            found = seen.get(raw)
+            if found is not None:
+                return found
+            if iso(raw) is not None:
+                found = _iso_date(raw)  # what the general coerce does with it
+                if len(seen) >= _DATES_SEEN:
+                    seen.clear()
+                seen[raw] = found
+                return found
+        return general(raw, field, ctx)
+
+    return coerce
+
+
+def _bounds(field: FieldSpec) -> tuple[Decimal | None, Decimal | None]:
+    """The field's min and max as `_check_range` compares them."""
+    return (None if field.min is None else Decimal(str(field.min)),
+            None if field.max is None else Decimal(str(field.max)))
+
+
+_MAX_INT = int(MAX_NUMBER)
+
+
+def _specialise_integer(field: FieldSpec, general: Coerce) -> Coerce:
+    low, high = _bounds(field)
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        # an int (not a bool) inside the limits is itself
+        if type(raw) is int and -_MAX_INT < raw < _MAX_INT and (low is None or raw >= low) and (
+                high is None or raw <= high):
+            return raw
+        return general(raw, field, ctx)
+
+    return coerce
+
+
+_PLAIN_AMOUNT = re.compile(r"(?:0|[1-9][0-9]{0,13})\.[0-9]{2}")  # below 10**14, cents given, no sign
+
+
+def _specialise_money(field: FieldSpec, general: Coerce) -> Coerce:
+    low, high = _bounds(field)
+    if high is not None or (low is not None and low > 0):
+        return general  # a plain amount is >= 0: it is only sure to pass when nothing else limits it
+    plain = _PLAIN_AMOUNT.fullmatch
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        if type(raw) is str and plain(raw) is not None:
+            return raw  # Decimal(raw) has two places already and prints as written
+        return general(raw, field, ctx)
+
+    return coerce
+
+
+_PLAIN_MOBILE = re.compile(r"1[3-9][0-9]{9}")
+
+
+def _specialise_phone(field: FieldSpec, general: Coerce) -> Coerce:
+    if field.pattern:
+        return general
+    plain = _PLAIN_MOBILE.fullmatch
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        if type(raw) is str and plain(raw) is not None:
+            return raw  # 11 ASCII digits of a mobile: nothing to remove or normalise
+        return general(raw, field, ctx)
+
+    return coerce
+
+
+def _specialise_id_number(field: FieldSpec, general: Coerce) -> Coerce:
+    if not field.doc_type_field:
+        return general  # checked as a resident ID right away
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        # ASCII letters and digits only: normalising only upper-cases them (validate checks the type)
+        if type(raw) is str and len(raw) <= 40 and raw.isascii() and raw.isalnum():
+            return raw.upper()
+        return general(raw, field, ctx)
+
+    return coerce
+
+
+def _specialise_multiselect(field: FieldSpec, general: Coerce) -> Coerce:
+    if field.choice_list or not field.choices:
+        return general  # a reference list comes with each record's context
+    order = [c.value for c in field.choices]
+    first: dict[str, Choice] = {}
+    for c in field.choices:
+        first.setdefault(c.value, c)
+    plain = frozenset(v for v, c in first.items() if c.active and v and v == v.strip())
+    low = field.min
+    high = field.max
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        # a list of the form's own active values, as written: the values in the form's order
+        if type(raw) is list and raw and all(type(item) is str and item in plain for item in raw):
+            picked = set(raw)
+            ordered = [v for v in order if v in picked]
+            if (low is None or len(ordered) >= low) and (high is None or len(ordered) <= high):
+                return ordered
+        return general(raw, field, ctx)
 
     return coerce
 
@@ -1098,9 +1201,11 @@ def _type(
 _TYPES: list[FieldType] = [
     _type("text", "单行文字", "Text", "text", _coerce_text, _TEXTUAL, specialise=_specialise_text),
     _type("textarea", "多行文字", "Long text", "text", _coerce_textarea, _TEXTUAL, specialise=_specialise_text),
-    _type("integer", "整数", "Whole number", "number", _coerce_integer, _NUMERIC, display=_display_number),
+    _type("integer", "整数", "Whole number", "number", _coerce_integer, _NUMERIC, display=_display_number,
+          specialise=_specialise_integer),
     _type("decimal", "小数", "Decimal number", "number", _coerce_decimal, _NUMERIC, display=_display_decimal),
-    _type("money", "金额（元）", "Amount (CNY)", "number", _coerce_money, _NUMERIC, display=_display_decimal),
+    _type("money", "金额（元）", "Amount (CNY)", "number", _coerce_money, _NUMERIC, display=_display_decimal,
+          specialise=_specialise_money),
     _type("date", "日期", "Date", "text", _coerce_date, _STORING, specialise=_specialise_date),
     _type("datetime", "日期和时间", "Date and time", "text", _coerce_datetime, _STORING,
           display=_display_datetime, export=_export_datetime),
@@ -1108,7 +1213,8 @@ _TYPES: list[FieldType] = [
     _type("select", "单选", "Single choice", "text", _coerce_select, _CHOICE, display=_display_select,
           specialise=_specialise_select),
     _type("multiselect", "多选", "Multiple choice", "list", _coerce_multiselect, (_CHOICE - {"unique"}) | {"min", "max"},
-          display=_display_multiselect, export=_export_multiselect, parse=_parse_multiselect),
+          display=_display_multiselect, export=_export_multiselect, parse=_parse_multiselect,
+          specialise=_specialise_multiselect),
     _type("boolean", "是/否", "Yes / no", "bool", _coerce_boolean, _STORING - {"unique"},
           display=_display_boolean, export=_export_boolean, specialise=_specialise_boolean),
     _type("checklist", "核对清单", "Checklist", "object", _coerce_checklist, (_STORING - {"unique"}) | {"items"},
@@ -1116,10 +1222,10 @@ _TYPES: list[FieldType] = [
           specialise=_specialise_checklist),
     _type("rating", "评分", "Rating", "number", _coerce_rating, _NUMERIC - {"unique"}, display=_display_rating),
     _type("phone", "电话号码", "Phone number", "text", _coerce_phone, _STORING | {"pattern", "pattern_message"},
-          mask=_mask_phone),
+          mask=_mask_phone, specialise=_specialise_phone),
     _type("email", "电子邮箱", "Email", "text", _coerce_email, _STORING | {"pattern", "pattern_message"}),
     _type("id_number", "身份证件号码", "ID document number", "text", _coerce_id_number,
-          _STORING | {"sex_field", "doc_type_field"}, mask=_mask_id),
+          _STORING | {"sex_field", "doc_type_field"}, mask=_mask_id, specialise=_specialise_id_number),
     _type("reference", "关联记录", "Linked record", "text", _coerce_reference,
           _STORING | {"reference_form", "choice_list"}, display=_display_reference),
     _type("user", "工作人员", "Staff member", "text", _coerce_user, _STORING),

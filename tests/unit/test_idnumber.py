@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.fields import FieldProblem
 from engine.idnumber import (
@@ -130,6 +132,20 @@ def test_checksum_weights() -> None:
     assert check_char("11010519491231002") == "X"
     assert check_char("44010419900101123") in "0123456789X"
     assert make_id(XIASHAN, date(1990, 1, 1), 5)[14:17] == "005"
+
+
+@settings(max_examples=500, deadline=None)
+@given(body=st.text(alphabet="0123456789", min_size=17, max_size=17))
+def test_the_check_character_is_the_standard_weighted_sum(body: str) -> None:
+    weights = (7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2)  # GB 11643-1999, written out
+    assert check_char(body) == "10X98765432"[sum(int(d) * w for d, w in zip(body, weights, strict=True)) % 11]
+
+
+@pytest.mark.parametrize("body", ["1101051949123100", "110105194912310021", "1101051949123100a", "1_01051949123100",
+                                  " 1101051949123100", "1101051949123100٣", "+1101051949123100"])
+def test_the_check_character_needs_17_ascii_digits(body: str) -> None:
+    with pytest.raises(ValueError):
+        check_char(body)
 
 
 def test_make_id_refuses_bad_parts() -> None:
