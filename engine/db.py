@@ -92,6 +92,10 @@ def _json_dumps(obj: Any) -> str:
     """JSON text as stored (readable Chinese, compact): orjson (~4x faster on a record's data), with
     the standard library for what orjson refuses (e.g. integers beyond 64 bits)."""
     try:
+        return orjson.dumps(obj, default=str).decode()  # str keys (a record's data): the usual case
+    except (TypeError, orjson.JSONEncodeError):
+        pass
+    try:
         return orjson.dumps(obj, default=str, option=orjson.OPT_NON_STR_KEYS).decode()
     except (TypeError, orjson.JSONEncodeError):
         return json.dumps(obj, ensure_ascii=False, default=str)

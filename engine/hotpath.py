@@ -158,9 +158,11 @@ class RawTx:
         """INSERT one row (columns absent from `values` are NULL); its new id."""
         return self.insert_bound(table, self.bind(table, values))
 
-    def bind(self, table: str, values: Mapping[str, Any]) -> list[Any]:
-        """The parameters of `table`'s INSERT for `values` (to send later with `insert_bound`)."""
-        return _bind(self._processors(table), values)
+    def bind(self, table: str, values: Mapping[str, Any], converted: dict[int, Any] | None = None) -> list[Any]:
+        """The parameters of `table`'s INSERT for `values` (to send later with `insert_bound`). Rows
+        bound with one `converted` dict convert a datetime they share once (a record and its audit
+        event are stamped with the same moment)."""
+        return _bind(self._processors(table), values, {} if converted is None else converted)
 
     def insert_bound(self, table: str, params: Sequence[Any]) -> int:
         """INSERT one row from parameters made by `bind`; its new id."""
@@ -185,12 +187,13 @@ class RawTx:
         return procs
 
 
-def _bind(columns: Sequence[tuple[str, Callable[[Any], Any] | None]], values: Mapping[str, Any]) -> list[Any]:
+def _bind(columns: Sequence[tuple[str, Callable[[Any], Any] | None]], values: Mapping[str, Any],
+          seen: dict[int, Any]) -> list[Any]:
     """The row's values in column order, each converted by its column's bind processor (one datetime
-    shared by several columns, such as created/updated `now`, is converted once)."""
+    shared by several columns, such as created/updated `now`, is converted once: `seen` holds the
+    conversions by the datetime's id, for as long as the caller keeps the datetimes)."""
     get = values.get
     out: list[Any] = []
-    seen: dict[int, Any] = {}
     for name, proc in columns:
         value = get(name)
         if proc is not None and value is not None:

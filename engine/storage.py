@@ -562,11 +562,12 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
             values["data"] = numbering.with_number(spec, clean, values["number"])
         # Both rows are made before the first write, so that between the writes and the commit (which
         # writes out every page they changed) there is as little else as possible.
-        sub_row = tx.bind("submissions", values)
+        converted: dict[int, Any] = {}  # `now`, converted once for both rows
+        sub_row = tx.bind("submissions", values, converted)
         audit_row = tx.bind("audit_events", audit.event_row(actor, "create", "submission", None, form_slug=slug, detail={
             "version": ref.version, "data": mask_data(spec, values["data"]), "parent_id": parent_id,
             "state": values.get("state"), "number": values.get("number"),
-        }, plain=True, at=now))
+        }, plain=True, at=now), converted)
         values["id"] = tx.insert_bound("submissions", sub_row)
         audit_row[tx.column_index("audit_events", "entity_id")] = str(values["id"])
         tx.insert_bound("audit_events", audit_row)

@@ -395,3 +395,22 @@ def test_a_forked_process_does_not_use_its_parents_writers(cases):
     child = create(cases, "case", {**CASE, "id_no": "F2"}, actor=STAFF)
     assert _stored(cases)[child.id] == "F2"
     assert writers.idle and not set(map(id, writers.idle)) & set(map(id, parents))
+
+
+def test_json_values_keep_chinese_readable_and_keys_and_big_numbers_survive(cases):
+    """The JSON columns' serializer: Chinese stored as written, non-text keys as text, integers beyond
+    64 bits exactly (the standard library writes those)."""
+    from sqlalchemy import text
+
+    from engine.db import session_scope
+
+    details = [{"名": "张三", "n": [1, 2.5, None, True]}, {1: "一", "k": {2: "二"}}, {"big": 2**70, "名": "李四"}]
+    with session_scope(cases) as s:
+        for i, detail in enumerate(details):
+            s.add(AuditEvent(action="update", entity="system", entity_id=f"json-{i}", detail=detail))
+    with session_scope(cases, write=False) as s:
+        stored = dict(s.execute(text("SELECT entity_id, detail FROM audit_events WHERE entity_id LIKE 'json-%'")).all())
+        loaded = {e.entity_id: e.detail for e in s.query(AuditEvent).filter(AuditEvent.entity_id.like("json-%"))}
+    assert loaded == {"json-0": details[0], "json-1": {"1": "一", "k": {"2": "二"}}, "json-2": details[2]}
+    if cases.dialect.name == "sqlite":
+        assert "张三" in stored["json-0"] and "李四" in stored["json-2"]  # not \u escapes

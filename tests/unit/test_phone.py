@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engine.fields import FieldProblem
 from engine.messages import render
@@ -80,3 +82,14 @@ def test_messages_are_bilingual() -> None:
 )
 def test_masks_keep_only_what_identifies_the_line(text: str, masked: str) -> None:
     assert mask_phone(text) == masked
+
+
+class _Text(str):
+    """A str subclass: `mask_phone` takes its general path (the stored-mobile shortcut is for plain str)."""
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.one_of(st.text(alphabet="0123456789", min_size=9, max_size=13),
+                      st.from_regex(r"1[0-9]{10}", fullmatch=True), st.text(max_size=14)))
+def test_a_stored_mobile_is_masked_as_any_other_number(text: str) -> None:
+    assert mask_phone(text) == mask_phone(_Text(text))
