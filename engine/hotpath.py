@@ -67,6 +67,11 @@ _HEAD = (
 # numbering.advance(..., 1) for the raw cursor (the same statement, driver placeholders)
 _NEXT = ("INSERT INTO sequences (name, scope, last) VALUES (?, ?, 1) "
          "ON CONFLICT (name, scope) DO UPDATE SET last = sequences.last + 1 RETURNING last")
+# the next number and, in the same statement, what `_HEAD` reads (a save that guessed the form's numbering
+# right, which is every save but the first after a change, needs no statement of its own for the head)
+_HEAD_NEXT = (_NEXT + ", (SELECT f.id FROM forms f WHERE f.slug = ?), "
+              "(SELECT f.current_version FROM forms f WHERE f.slug = ?), (SELECT f.archived FROM forms f WHERE f.slug = ?), "
+              "(SELECT stamp FROM change_stamps WHERE scope = 'choice_lists'), (SELECT value FROM settings WHERE key = ?)")
 _BUMP_TWO = ("INSERT INTO change_stamps (scope, stamp) VALUES (?, 1), (?, 1) "
              "ON CONFLICT (scope) DO UPDATE SET stamp = change_stamps.stamp + 1")
 
@@ -75,6 +80,14 @@ _BUMP_TWO = ("INSERT INTO change_stamps (scope, stamp) VALUES (?, 1), (?, 1) "
 def _setting_from(text: str | bytes) -> Any:
     """A stored setting's JSON text read (the same few texts every save: read once; never mutated)."""
     return json.loads(text)
+
+
+def _head_from(row: Sequence[Any]) -> FormHead:
+    """A FormHead from (form id, current version, archived, lists stamp, numbering setting)."""
+    setting = row[4]
+    if isinstance(setting, str | bytes):  # SQLite hands JSON back as text
+        setting = _setting_from(setting)
+    return FormHead(int(row[0]), int(row[1]), bool(row[2]), int(row[3] or 0), setting)
 
 
 def _columns(table: Table) -> list[str]:
@@ -141,15 +154,16 @@ class RawTx:
 
     def head(self, slug: str, setting_key: str) -> FormHead | None:
         row = self.execute(_HEAD, (setting_key, slug)).fetchone()
-        if row is None:
-            return None
-        setting = row[4]
-        if isinstance(setting, str | bytes):  # SQLite hands JSON back as text
-            setting = _setting_from(setting)
-        return FormHead(int(row[0]), int(row[1]), bool(row[2]), int(row[3] or 0), setting)
+        return None if row is None else _head_from(row)
 
     def next_value(self, name: str, scope: str) -> int:
         return int(self.execute(_NEXT, (name, scope)).fetchone()[0])
+
+    def head_and_next(self, slug: str, setting_key: str, scope: str) -> tuple[FormHead | None, int]:
+        """`head(slug, setting_key)` and `next_value(slug, scope)` in one statement (the counter moves
+        even when the form is gone or changed: the caller rolls back if the head is not what it expected)."""
+        row = self.execute(_HEAD_NEXT, (slug, scope, slug, slug, slug, setting_key)).fetchone()
+        return (None if row[1] is None else _head_from(row[1:])), int(row[0])
 
     def bump_two(self, scope: str, also: str) -> None:
         self.execute(_BUMP_TWO, (scope, also))

@@ -523,6 +523,14 @@ def _write_checks(core: Any, engine: Engine, spec: FormSpec, form_id: int, clean
         raise ValidationFailed(title, {p.field or str(i): p for i, p in enumerate(problems)})
 
 
+class _StaleHead(Exception):
+    """The form changed since this process last read it: its save starts again (rolled back)."""
+
+
+def _has_write_checks(spec: FormSpec, parent_id: int | None) -> bool:
+    return bool(spec.parent or parent_id is not None or spec.reference_fields() or spec.unique_fields())
+
+
 def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, parent_id: int | None = None,
            ctx: ValidationContext | None = None) -> Submission:
     """Validate `raw` against the form's current version and store it (ValidationFailed if invalid).
@@ -531,15 +539,40 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
     it; one write transaction then reads the form's current version (with the reference lists' stamp
     and the numbering setting) and, only if that reading differs, validates again before it numbers,
     inserts the record and its audit event and bumps the stamp. So SQLite's write lock is held for
-    the database work alone, and the statements go to the driver directly (`engine.hotpath`)."""
+    the database work alone, and the statements go to the driver directly (`engine.hotpath`).
+
+    When the form numbers its records and has no checks against other rows, that reading and the
+    next number are one statement, made on the guess that the form is as last read; a wrong guess
+    (the form, its lists or its numbering changed) rolls back and the save runs once more."""
     heads = _HEADS.get(engine)
     if heads is None:
         heads = _HEADS.setdefault(engine, {})
     guess = heads.get(slug)
     prepared = _prepare(engine, slug, guess, raw, actor, ctx) if guess is not None else None
+    try:
+        return _store_new(engine, slug, raw, actor, parent_id, ctx, heads, prepared)
+    except _StaleHead:
+        return _store_new(engine, slug, raw, actor, parent_id, ctx, heads, prepared, guess=False)
+
+
+def _store_new(engine: Engine, slug: str, raw: Mapping[str, Any], actor: Actor, parent_id: int | None,
+               ctx: ValidationContext | None, heads: dict[str, FormHead], prepared: _Prepared | None,
+               guess: bool = True) -> Submission:
+    """`create`'s write transaction (`_StaleHead`: the guessed form was not the current one)."""
     with raw_write(engine) as fairy:
         tx = RawTx(engine, fairy)
-        head = tx.head(slug, numbering.PATTERN_PREFIX + slug)
+        now = utcnow()
+        setting_key = numbering.PATTERN_PREFIX + slug
+        expected = prepared.head if guess and prepared is not None else None
+        numbered, seq = None, None
+        if expected is not None and not _has_write_checks(prepared.ref.spec, parent_id):
+            numbered = numbering.numbered(expected.number_setting, slug, now)
+        if numbered is not None:
+            head, seq = tx.head_and_next(slug, setting_key, numbered.scope)
+            if head != expected:
+                raise _StaleHead
+        else:
+            head = tx.head(slug, setting_key)
         if head is None:
             raise NotFound("form.not_found", form=slug)
         heads[slug] = head
@@ -548,17 +581,19 @@ def create(engine: Engine, slug: str, raw: Mapping[str, Any], *, actor: Actor, p
         if prepared.refusal is not None:
             raise prepared.refusal
         spec, ref, clean = prepared.ref.spec, prepared.ref, prepared.clean or {}
-        now = utcnow()
         values: dict[str, Any] = {
             "form_id": ref.id, "form_version": ref.version, "data": clean, "parent_id": parent_id,
             "created_by": actor.username, "created_at": now, "updated_by": actor.username, "updated_at": now,
             "revision": 1, **workflow.initial_values(spec, now),
         }
-        if spec.parent or parent_id is not None or spec.reference_fields() or spec.unique_fields():
+        if _has_write_checks(spec, parent_id):
             _write_checks(tx.lazy_core, engine, spec, ref.id, clean, parent_id, prepared.title, actor.language)
-        numbered = numbering.numbered(head.number_setting, slug, now)
-        if numbered is not None:  # in this transaction: a rollback frees no number
-            values["number"] = numbered.render(tx.next_value(slug, numbered.scope))
+        if seq is None:
+            numbered = numbering.numbered(head.number_setting, slug, now)
+            if numbered is not None:  # in this transaction: a rollback frees no number
+                seq = tx.next_value(slug, numbered.scope)
+        if numbered is not None and seq is not None:
+            values["number"] = numbered.render(seq)
             values["data"] = numbering.with_number(spec, clean, values["number"])
         # Both rows are made before the first write, so that between the writes and the commit (which
         # writes out every page they changed) there is as little else as possible.

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import select, update
 
 from engine.db import session_scope
-from engine.errors import EngineError, PermissionDenied
+from engine.errors import EngineError, PermissionDenied, ValidationFailed
 from engine.forms import get_spec
 from engine.numbering import (
     assign_number,
@@ -183,14 +183,37 @@ def test_through_storage_create(loaded) -> None:
     from engine.storage import create
 
     first = create(loaded, "intake", _intake_values("王一", 1), actor=STAFF)
-    if first.number is None:
-        pytest.skip("engine.storage.create does not call engine.numbering.number_hook yet (the lead wires the "
-                    "one-line hook); the numbering itself is tested above through the same session_scope")
     second = create(loaded, "intake", _intake_values("王二", 2), actor=STAFF)
     year = datetime.now(UTC).year if first.created_at is None else first.created_at.year
     assert first.number.endswith("第0001号") and second.number.endswith("第0002号")
     assert str(year) in first.number or str(year + 1) in first.number
     assert first.data.get("application_no") == first.number
+
+
+def test_a_save_after_the_form_changed_elsewhere_follows_the_current_form_and_takes_no_extra_number(loaded) -> None:
+    """A save guesses that the form is as this process last saw it (numbering, version, lists) and takes
+    its number in the same statement that reads the form; a wrong guess is rolled back."""
+    from engine.forms import publish
+    from engine.storage import create
+
+    first = create(loaded, "intake", _intake_values("王一", 1), actor=STAFF)  # this process now knows the form
+    year = first.number[first.number.index("〔") + 1:first.number.index("〕")]
+    set_pattern(loaded, "intake", "ZX{year}-{seq:03d}", actor=ADMIN)  # changed elsewhere: no save saw it
+    # one counter per form and year, whatever the pattern: the guess's step was rolled back
+    assert create(loaded, "intake", _intake_values("王二", 2), actor=STAFF).number == f"ZX{year}-002"
+    set_pattern(loaded, "intake", None, actor=ADMIN)
+    third = create(loaded, "intake", _intake_values("王三", 3), actor=STAFF)
+    assert (first.number, third.number) == (f"霞援申字〔{year}〕第0001号", f"霞援申字〔{year}〕第0003号")
+
+    spec = get_spec(loaded, "intake").model_dump(mode="json", exclude_none=True)
+    spec["fields"].append({"key": "hotline", "type": "text", "required": True, "label": {"zh": "来电", "en": "Hotline"}})
+    version = publish(loaded, spec, actor=ADMIN).version  # republished with a new required field
+    with pytest.raises(ValidationFailed) as err:
+        create(loaded, "intake", _intake_values("王四", 4), actor=STAFF)
+    assert set(err.value.errors) == {"hotline"}
+    fourth = create(loaded, "intake", {**_intake_values("王四", 4), "hotline": "12348"}, actor=STAFF)
+    assert (fourth.number, fourth.form_version) == (f"霞援申字〔{year}〕第0004号", version)
+    assert pattern_info(loaded, "intake").last[year] == 4
 
 
 def test_imported_records_are_numbered_in_order_per_year_and_a_refused_import_takes_none(loaded) -> None:
