@@ -418,8 +418,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2, help="data-generation worker processes")
     ap.add_argument("--keep", action="store_true", help="keep the benchmark database")
     ap.add_argument("--reruns", type=int, default=WARM_RERUNS, help="warm AppTest reruns per page")
-    ap.add_argument("--store-rounds", type=int, default=9)
-    ap.add_argument("--store-records", type=int, default=40)
+    # 100 records a round: SQLite writes its WAL back into the database file every ~1,000 pages (~20
+    # saves of an intake record); in rounds of 40 that happened once or twice per round, which alone
+    # moved a round's ratio by up to 0.3. In rounds of 100 it happens ~5 times on both sides.
+    ap.add_argument("--store-rounds", type=int, default=11)
+    ap.add_argument("--store-records", type=int, default=100)
     ap.add_argument("--bulk-rounds", type=int, default=3)
     ap.add_argument("--bulk-rows", type=int, default=5000)
     ap.add_argument("--agg-reps", type=int, default=3)
