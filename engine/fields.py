@@ -21,7 +21,7 @@ import contextvars
 import re
 import unicodedata
 import weakref
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone
 from decimal import Decimal
@@ -994,13 +994,42 @@ def _specialise_text(field: FieldSpec, general: Coerce) -> Coerce:
     return coerce
 
 
-def _specialise_select(field: FieldSpec, general: Coerce) -> Coerce:
-    if field.choice_list or not field.choices:
-        return general  # a reference list comes with each record's context
+def _plain_values(choices: Iterable[Choice]) -> frozenset[str]:
+    """The values that pick themselves as written: the first choice of each value, when it is active and
+    the value has no spaces around it (what `_pick_choice` finds for such a value is that choice)."""
     first: dict[str, Choice] = {}
-    for c in field.choices:
+    for c in choices:
         first.setdefault(c.value, c)
-    plain = frozenset(v for v, c in first.items() if c.active and v and v == v.strip())
+    return frozenset(v for v, c in first.items() if c.active and v and v == v.strip())
+
+
+def _specialise_listed(field: FieldSpec, general: Coerce) -> Coerce:
+    """A choice of a reference list, which comes with each record's context: its plain values are
+    worked out again whenever the context holds another list (lists are shared and never changed)."""
+    name = field.choice_list
+    known: list[tuple[list[Choice], int, frozenset[str]] | None] = [None]  # (the list, its length, plain values)
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        if type(raw) is str:
+            lists = getattr(ctx, "choice_lists", None)
+            found = lists.get(name) if lists else None
+            if type(found) is list:
+                entry = known[0]
+                if entry is None or entry[0] is not found or entry[1] != len(found):
+                    entry = known[0] = (found, len(found), _plain_values(found))
+                if raw in entry[2]:
+                    return raw
+        return general(raw, field, ctx)
+
+    return coerce
+
+
+def _specialise_select(field: FieldSpec, general: Coerce) -> Coerce:
+    if field.choice_list:
+        return _specialise_listed(field, general)
+    if not field.choices:
+        return general
+    plain = _plain_values(field.choices)
 
     def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
         if type(raw) is str and raw in plain:
@@ -1133,10 +1162,7 @@ def _specialise_multiselect(field: FieldSpec, general: Coerce) -> Coerce:
     if field.choice_list or not field.choices:
         return general  # a reference list comes with each record's context
     order = [c.value for c in field.choices]
-    first: dict[str, Choice] = {}
-    for c in field.choices:
-        first.setdefault(c.value, c)
-    plain = frozenset(v for v, c in first.items() if c.active and v and v == v.strip())
+    plain = _plain_values(field.choices)
     low = field.min
     high = field.max
 
@@ -1147,6 +1173,18 @@ def _specialise_multiselect(field: FieldSpec, general: Coerce) -> Coerce:
             ordered = [v for v in order if v in picked]
             if (low is None or len(ordered) >= low) and (high is None or len(ordered) <= high):
                 return ordered
+        return general(raw, field, ctx)
+
+    return coerce
+
+
+def _specialise_reference(field: FieldSpec, general: Coerce) -> Coerce:
+    if field.choice_list:
+        return _specialise_listed(field, general)
+
+    def coerce(raw: Any, field: FieldSpec, ctx: ValidationContext | None = None) -> Any:
+        if type(raw) is int and 0 < raw < _MAX_INT:
+            return raw  # a record id as a whole number
         return general(raw, field, ctx)
 
     return coerce
@@ -1227,7 +1265,7 @@ _TYPES: list[FieldType] = [
     _type("id_number", "身份证件号码", "ID document number", "text", _coerce_id_number,
           _STORING | {"sex_field", "doc_type_field"}, mask=_mask_id, specialise=_specialise_id_number),
     _type("reference", "关联记录", "Linked record", "text", _coerce_reference,
-          _STORING | {"reference_form", "choice_list"}, display=_display_reference),
+          _STORING | {"reference_form", "choice_list"}, display=_display_reference, specialise=_specialise_reference),
     _type("user", "工作人员", "Staff member", "text", _coerce_user, _STORING),
     _type("note", "说明文字", "Note (display only)", "text", _nothing, _BASE,
           display=_blank, export=_blank, parse=_nothing, stores=False),

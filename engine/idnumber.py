@@ -12,8 +12,8 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import date
+from typing import NamedTuple
 
 from engine.fields import FieldProblem
 from engine.messages import register
@@ -91,9 +91,8 @@ register(
 _SEX_WORDS = {"male": ("男", "male"), "female": ("女", "female")}
 
 
-@dataclass(frozen=True)
-class IdInfo:
-    """What a resident ID number tells about its holder."""
+class IdInfo(NamedTuple):
+    """What a resident ID number tells about its holder (immutable)."""
 
     number: str  # normalised: digits and upper-case X
     birth_date: date
@@ -111,6 +110,8 @@ _SHAPE_15 = re.compile(r"[0-9]{15}")
 def normalise(text: str) -> str:
     """Full-width to ASCII, whitespace removed, upper case (so a lower-case x becomes X)."""
     text = str(text)
+    if text.isalnum() and text.isascii():  # letters and digits only (the usual number): nothing to remove
+        return text.upper()
     if not text.isascii():  # NFKC leaves ASCII as it is: only other text needs it
         text = unicodedata.normalize("NFKC", text)
     return _SPACES.sub("", text).upper()

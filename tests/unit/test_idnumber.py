@@ -16,6 +16,7 @@ from engine.idnumber import (
     loose_document,
     make_id,
     mask_id,
+    normalise,
     parse_id,
 )
 from engine.messages import MESSAGES, render
@@ -146,6 +147,16 @@ def test_the_check_character_is_the_standard_weighted_sum(body: str) -> None:
 def test_the_check_character_needs_17_ascii_digits(body: str) -> None:
     with pytest.raises(ValueError):
         check_char(body)
+
+
+@settings(max_examples=500, deadline=None)
+@given(text=st.one_of(st.text(max_size=20), st.text(alphabet="0123456789xX \t１２Ｘ", max_size=20),
+                      st.from_regex(r"[0-9A-Za-z]{1,20}", fullmatch=True)))
+def test_normalising_is_full_width_to_ascii_no_spaces_upper_case(text: str) -> None:
+    import re
+    import unicodedata
+
+    assert normalise(text) == re.sub(r"\s+", "", unicodedata.normalize("NFKC", text)).upper()
 
 
 def test_make_id_refuses_bad_parts() -> None:

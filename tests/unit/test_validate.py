@@ -545,9 +545,9 @@ _SPECIAL_RAW = st.one_of(
 )
 
 
-def _outcome(coerce: Any, raw: Any, field: FieldSpec) -> Any:
+def _outcome(coerce: Any, raw: Any, field: FieldSpec, ctx: ValidationContext | None = CTX) -> Any:
     try:
-        value = coerce(raw, field, CTX)
+        value = coerce(raw, field, ctx)
     except FieldProblem as problem:
         return ("problem", problem.code, problem.params)
     return ("value", type(value), repr(value))
@@ -576,6 +576,22 @@ _SPECIAL_EXAMPLES: list[FieldSpec] = [
       for lo in (None, 1, 2) for hi in (None, 1, 2)),
     FieldSpec(key="ms", type="multiselect", choices=_OPTIONS, choice_list="places"),
     FieldSpec(key="d", type="date"),
+    *(FieldSpec(key="l", type=kind, choice_list=name, choices=inline) for kind in ("select", "reference")
+      for name in ("liaison_points", "places") for inline in (None, _OPTIONS)),
+    FieldSpec(key="r", type="reference", reference_form="intake"),
+]
+# contexts a listed choice is checked in, one after another (its remembered list must follow them)
+_LISTED_CONTEXTS = [
+    CTX,
+    ValidationContext(today=TODAY, choice_lists={"liaison_points": [
+        Choice(value="lp02", label={"zh": "海滨村"}), Choice(value="lp01", label={"zh": "东新"}, active=False),
+        Choice(value=" lp03", label={"zh": "新村"}), Choice(value="lp02", label={"zh": "重复"}, active=False)]}),
+    ValidationContext(today=TODAY, choice_lists={"liaison_points": tuple(LISTS["liaison_points"])}),
+    ValidationContext(today=TODAY, choice_lists={"liaison_points": None}),
+    ValidationContext(today=TODAY, choice_lists={"places": _OPTIONS}),
+    ValidationContext(today=TODAY, choice_lists={}),
+    ValidationContext(today=TODAY, choice_lists=LISTS, allow_inactive={"lp02"}),
+    None,
 ]
 _SPECIAL_VALUES: list[Any] = [
     None, "", " ", True, False, 0, 3, -3, 31, 10**15 - 1, 10**15, -(10**15), 2**70, 1.0, 2.5, "3", "2751.78", "0.00",
@@ -584,7 +600,8 @@ _SPECIAL_VALUES: list[Any] = [
     "23812345678", "１3812345678", "0759-1234567", "440804199712230157", "44080419971223015x", "440804199712230158",
     "A1234567", "ab", "a" * 41, "a" * 40, "Ｈ1234", "x\t1", "a\x00b", "ß" * 3, "2026-03-15", "2026-02-30",
     "2026-03-15 ", "2026-3-15", "２０２６-03-15", ["a"], ["b", "a"], ["a", "b", "A"], ["a", "a"], ["c"], ["d "],
-    ["d"], [" a"], ["a", ""], ["a", 1], [], ("a",), "a;b", ["z"], {"a": 1},
+    ["d"], [" a"], ["a", ""], ["a", 1], [], ("a",), "a;b", ["z"], {"a": 1}, "lp01", "lp02", "lp03", " lp03", "LP01",
+    "东新社区", "a", "c", "#12", 12, 0, -1, "B", "d", "A",
 ]
 
 
@@ -593,8 +610,9 @@ def test_each_specialised_coerce_answers_every_listed_value_as_the_general_one(f
     ftype = REGISTRY[field.type]
     assert ftype.specialise is not None
     special = ftype.specialise(field, ftype.coerce)
-    for raw in _SPECIAL_VALUES * 2:  # twice: an answer it remembers is the same
-        assert _outcome(special, raw, field) == _outcome(ftype.coerce, raw, field), raw
+    for ctx in _LISTED_CONTEXTS * 2:
+        for raw in _SPECIAL_VALUES * 2:  # twice: an answer it remembers is the same
+            assert _outcome(special, raw, field, ctx) == _outcome(ftype.coerce, raw, field, ctx), (raw, ctx)
 
 
 @settings(max_examples=800, deadline=None)
