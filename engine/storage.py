@@ -563,7 +563,8 @@ def _store_new(engine: Engine, slug: str, raw: Mapping[str, Any], actor: Actor, 
         tx = RawTx(engine, fairy)
         now = utcnow()
         setting_key = numbering.PATTERN_PREFIX + slug
-        expected = prepared.head if guess and prepared is not None else None
+        # a save refused on the guess reads the form first (no counter to move for nothing)
+        expected = prepared.head if guess and prepared is not None and prepared.refusal is None else None
         numbered, seq = None, None
         if expected is not None and not _has_write_checks(prepared.ref.spec, parent_id):
             numbered = numbering.numbered(expected.number_setting, slug, now)
