@@ -542,7 +542,7 @@ class SeedDemo:
 class Backup:
     @staticmethod
     def configure(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--dest", help="备份目录（默认 data/backups）/ directory (default data/backups)")
+        p.add_argument("--dest", help="备份目录（默认 LAC_BACKUP_DIR，未设置时为 data/backups）/ directory (default LAC_BACKUP_DIR, else data/backups)")
         p.add_argument(
             "--format",
             choices=("sqlite", "lacdump"),

@@ -51,7 +51,8 @@ DUMP_VERSION = 1
 DUMP_SUFFIX = ".lacdump"
 BATCH = 2000
 REQUIRED_TABLES = ("users", "forms", "form_versions", "submissions", "audit_events")
-BACKUP_DIR = DATA_DIR / "backups"
+BACKUP_DIR = DATA_DIR / "backups"  # the default
+BACKUP_DIR_ENV = "LAC_BACKUP_DIR"  # the nightly script's setting (deploy/lac-backup.sh) too
 DOWNLOAD_LIMIT_ENV = "LAC_BACKUP_DOWNLOAD_MAX_MB"
 DOWNLOAD_LIMIT_MB = 200.0  # larger backups are not offered as browser downloads (memory)
 
@@ -241,7 +242,7 @@ def backup(
 
     fmt: "sqlite" (SQLite only; the default there) or "lacdump" (the default on PostgreSQL).
     """
-    dest = Path(dest_dir) if dest_dir else BACKUP_DIR
+    dest = Path(dest_dir) if dest_dir else backup_dir()
     dest.mkdir(parents=True, exist_ok=True)
     fmt = fmt or ("lacdump" if is_postgres(engine) else "sqlite")
     if fmt == "sqlite":
@@ -625,9 +626,16 @@ class BackupFile:
         return self.path.name
 
 
+def backup_dir() -> Path:
+    """Where backups are made and listed: `LAC_BACKUP_DIR` when set (as for the nightly script, so the
+    backups page shows its backups too), else data/backups."""
+    configured = os.environ.get(BACKUP_DIR_ENV, "").strip()
+    return Path(configured) if configured else BACKUP_DIR
+
+
 def backup_files(dest_dir: str | Path | None = None) -> list[BackupFile]:
-    """The backups in `dest_dir` (default data/backups), newest first: names and stat() only."""
-    dest = Path(dest_dir) if dest_dir else BACKUP_DIR
+    """The backups in `dest_dir` (default `backup_dir()`), newest first: names and stat() only."""
+    dest = Path(dest_dir) if dest_dir else backup_dir()
     if not dest.is_dir():
         return []
     found: list[BackupFile] = []

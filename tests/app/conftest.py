@@ -38,6 +38,7 @@ def _set_env(monkeypatch: pytest.MonkeyPatch, url: str, data_dir: Path) -> None:
     monkeypatch.setenv("LAC_COOKIE_KEY", secrets.token_urlsafe(36))  # 48 characters
     monkeypatch.setenv("LAC_DATA_DIR", str(data_dir))
     monkeypatch.setenv("LAC_BCRYPT_ROUNDS", "4")  # honoured in test mode only: quick logins
+    monkeypatch.delenv("LAC_BACKUP_DIR", raising=False)  # a developer's own setting must not move backups
 
 
 @pytest.fixture(scope="session")

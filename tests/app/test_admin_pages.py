@@ -73,6 +73,21 @@ def test_backup_page_makes_a_backup(app_env, tmp_path, monkeypatch):
     assert files[0].name in texts(at)
 
 
+def test_backup_page_lists_and_makes_backups_in_the_nightly_folder(app_env, tmp_path, monkeypatch):
+    """LAC_BACKUP_DIR (where deploy/lac-backup.sh writes the nightly backups) is the page's folder too."""
+    nightly = tmp_path / "nightly"
+    nightly.mkdir()
+    (nightly / "console-20260301-023000.db").write_bytes(b"SQLite format 3\x00" + b"x" * 2000)
+    monkeypatch.setenv("LAC_BACKUP_DIR", str(nightly))
+    at = app_env.page(_backup, "admin").run()
+    assert list(at.dataframe[0].value["文件"]) == ["console-20260301-023000.db"]
+    at.button(key="backup_make").click().run()
+    assert not at.exception
+    made = sorted((p.name for p in nightly.glob("console-*.db")), reverse=True)
+    assert len(made) == 2 and made[0] in texts(at)  # the message names the new backup
+    assert list(at.dataframe[0].value["文件"]) == made  # newest first
+
+
 # --- backup downloads ----------------------------------------------------------------------------------
 SMALL = "console-20260301-023000.db"
 LARGE = "console-20260302-023000.db"
