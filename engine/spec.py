@@ -360,6 +360,10 @@ register(
             "zh": "流程步骤「{transition}」同时设置了「保留原办理期限」（keep_due）和期限天数 {due_days}，两者互相矛盾。保留原期限请删除 due_days；要重新计算期限请删除 keep_due。",
             "en": "Workflow step '{transition}' has both keep_due (keep the running time limit) and a time limit of {due_days} days, which contradict each other. To keep the running limit delete due_days; to start a new limit delete keep_due.",
         },
+        "spec.pause_with_due_days": {
+            "zh": "流程步骤「{transition}」会暂停计时（pause），同时设置了期限天数 {due_days}：暂停期间原期限冻结，这个天数不会生效。请删除 due_days；若补充材料等也有期限，请在恢复计时的那一步之后另设步骤。",
+            "en": "Workflow step '{transition}' pauses the clock (pause) and also has a time limit of {due_days} days: while paused the running limit is frozen, so those days would never apply. Delete due_days; if the wait itself has a limit, add it on a later step.",
+        },
         "spec.needs_field_unknown": {
             "zh": "流程步骤「{transition}」要求填写的字段「{ref}」不存在或已停用。请改成本表单中正在使用的字段。",
             "en": "Workflow step '{transition}' requires the field '{ref}', which does not exist or is retired. Use an active field of this form.",
@@ -1097,6 +1101,8 @@ class _Checker:
             if tr.keep_due and tr.due_days is not None:
                 self.add("spec.keep_due_with_due_days", tpath + ("keep_due",), transition=tr.key,
                          due_days=tr.due_days)
+            if tr.pause and tr.due_days is not None:
+                self.add("spec.pause_with_due_days", tpath + ("pause",), transition=tr.key, due_days=tr.due_days)
             if tr.needs_field is not None and tr.needs_field not in active_keys | failed_keys:
                 self.add("spec.needs_field_unknown", tpath + ("needs_field",), transition=tr.key, ref=tr.needs_field)
         if "transitions" in wnorm:

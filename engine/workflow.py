@@ -10,7 +10,8 @@ stays None): a limit that runs across several states, such as the decision withi
 acceptance that also covers the review, is set once by the step that starts it and kept by the
 steps in between (`keep_due` with `due_days` on one step is a spec error). A transition with
 `pause=True` ("waiting for materials") stops the clock: `paused_at` is set and `due_at` is
-frozen (`keep_due` on a pausing step changes nothing). The next transition out of the paused
+frozen (`keep_due` on a pausing step changes nothing; `due_days` on it is a spec error, since it
+could never apply). The next transition out of the paused
 state resumes it: the frozen `due_at` is extended by the paused duration, whatever that step's
 `due_days` or `keep_due` say (a step's own limit applies only when no limit was running).
 Entering a terminal state clears both.

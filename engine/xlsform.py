@@ -1526,6 +1526,7 @@ _SPEC_CODE_PLACE = {
     "spec.state_duplicate": "workflow", "spec.transition_duplicate": "workflow",
     "spec.transition_role_unknown": "workflow", "spec.due_days_negative": "workflow",
     "spec.needs_field_unknown": "workflow", "spec.keep_due_with_due_days": "workflow",
+    "spec.pause_with_due_days": "workflow",
 }  # fmt: skip
 
 

@@ -110,6 +110,8 @@ CASES = [
           "    - key: go\n      from: a1\n      to: b1\n      due_days: -3  #<\n", None),
     _case("spec.keep_due_with_due_days", HEAD + "workflow:\n  initial: a1\n  states: [a1, b1]\n  transitions:\n"
           "    - key: go\n      from: a1\n      to: b1\n      due_days: 7\n      keep_due: true  #<\n", None),
+    _case("spec.pause_with_due_days", HEAD + "workflow:\n  initial: a1\n  states: [a1, b1]\n  transitions:\n"
+          "    - key: go\n      from: a1\n      to: b1\n      due_days: 15\n      pause: true  #<\n", None),
     _case("spec.needs_field_unknown", HEAD + "workflow:\n  initial: a1\n  states: [a1, b1]\n  transitions:\n"
           "    - key: go\n      from: a1\n      to: b1\n      needs_field: lawyer  #<\n", None),
     _case("spec.access_role_unknown", HEAD + "access:\n  submit: [staff]\n  view:\n    - admin\n"
