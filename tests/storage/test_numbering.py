@@ -13,6 +13,7 @@ from sqlalchemy import select, update
 
 from engine.db import session_scope
 from engine.errors import EngineError, PermissionDenied, ValidationFailed
+from engine.fields import LOCAL_TZ
 from engine.forms import get_spec
 from engine.numbering import (
     assign_number,
@@ -214,6 +215,49 @@ def test_a_save_after_the_form_changed_elsewhere_follows_the_current_form_and_ta
     fourth = create(loaded, "intake", {**_intake_values("王四", 4), "hotline": "12348"}, actor=STAFF)
     assert (fourth.number, fourth.form_version) == (f"霞援申字〔{year}〕第0004号", version)
     assert pattern_info(loaded, "intake").last[year] == 4
+
+
+def test_data_entry_from_six_threads_while_the_pattern_changes_gets_gap_free_numbers(loaded) -> None:
+    """storage.create from several threads at once; after each thread's first save an admin changes the
+    numbering (so the next saves guess the old form and start again): every save lands, each save made
+    after the change has the new pattern, and the numbers of the year run 1..n without a gap or a repeat."""
+    from engine.storage import create
+
+    writers, each = 6, 8
+    barrier = threading.Barrier(writers + 1)
+    changed = threading.Event()
+    errors: list[BaseException] = []
+    before: list[Submission] = []
+    after: list[Submission] = []
+
+    def work(w: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            before.append(create(loaded, "intake", _intake_values(f"王{w}", 100 + w * each), actor=STAFF))
+            assert changed.wait(timeout=60)
+            for i in range(1, each):
+                after.append(create(loaded, "intake", _intake_values(f"王{w}{i}", 100 + w * each + i), actor=STAFF))
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(w,)) for w in range(writers)]
+    for t in threads:
+        t.start()
+    barrier.wait(timeout=30)
+    deadline = time.monotonic() + 60
+    while len(before) + len(errors) < writers and time.monotonic() < deadline:
+        time.sleep(0.005)
+    set_pattern(loaded, "intake", "ZX{year}-{seq:04d}", actor=ADMIN)
+    changed.set()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    assert all(sub.number.startswith("霞援申字") for sub in before)
+    assert all(sub.number.startswith("ZX") for sub in after)
+    seqs = sorted([int(sub.number[-5:-1]) for sub in before] + [int(sub.number[-4:]) for sub in after])
+    assert seqs == list(range(1, writers * each + 1))
+    year = str(before[0].created_at.astimezone(LOCAL_TZ).year)
+    assert pattern_info(loaded, "intake").last[year] == writers * each
 
 
 def test_imported_records_are_numbered_in_order_per_year_and_a_refused_import_takes_none(loaded) -> None:
