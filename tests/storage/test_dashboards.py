@@ -197,6 +197,14 @@ def test_intake_dashboard_counts_every_version_and_skips_sensitive_dimensions(en
     assert len(dash.by_month) == 6
 
 
+def test_the_total_counts_records_without_a_date_and_the_months_do_not(mini):
+    # records stored without the date (as older versions or the unvalidated seed path may leave them)
+    bulk_create(mini, "mini", [{"kind": "civil"}, {"kind": "labour", "day": None}], actor=SYSTEM, validate=False)
+    dash = form_dashboard(mini, "mini", actor=MANAGER)
+    assert dash.total == 42 and sum(n for _m, n in dash.by_month) == 40
+    assert {b.value: b.count for b in {b.key: b for b in dash.breakdowns}["kind"].bars}["civil"] == 11
+
+
 def test_roles_without_the_ability_or_view_access_are_refused(mini):
     with pytest.raises(PermissionDenied):
         form_dashboard(mini, "mini", actor=OUTREACH)  # no "dashboards" ability
