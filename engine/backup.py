@@ -605,10 +605,6 @@ def audit_download(engine: Engine, file_name: str, *, actor: Any, size: int | No
                                      "sensitive": True, "revealed": True})
 
 
-def list_backups(dest_dir: str | Path | None = None) -> list[Path]:
-    return [f.path for f in backup_files(dest_dir)]
-
-
 # --------------------------------------------------------------------------------------------
 # downloads (backups page): list without reading, read one file on request, up to a limit
 

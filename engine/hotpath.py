@@ -168,10 +168,6 @@ class RawTx:
     def bump_two(self, scope: str, also: str) -> None:
         self.execute(_BUMP_TWO, (scope, also))
 
-    def insert(self, table: str, values: Mapping[str, Any]) -> int:
-        """INSERT one row (columns absent from `values` are NULL); its new id."""
-        return self.insert_bound(table, self.bind(table, values))
-
     def bind(self, table: str, values: Mapping[str, Any], converted: dict[int, Any] | None = None) -> list[Any]:
         """The parameters of `table`'s INSERT for `values` (to send later with `insert_bound`). Rows
         bound with one `converted` dict convert a datetime they share once (a record and its audit
